@@ -23,7 +23,7 @@ TRAIN_HINT = "train one with: python -m lab train --from-memory --name NAME"
 
 
 def validate_adapter_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise LabError(f"invalid adapter name {str(name)[:70]!r}: use 1-64 letters, digits, '.', '-' or '_'")
     return name
 
@@ -72,7 +72,7 @@ class AdapterRegistry:
     def list(self) -> list[AdapterInfo]:
         active = self.active_name()
         found = []
-        for folder in sorted(p for p in self.directory.iterdir() if p.is_dir() and _NAME.match(p.name)):
+        for folder in sorted(p for p in self.directory.iterdir() if p.is_dir() and _NAME.fullmatch(p.name)):
             gguf = folder / "adapter.gguf"
             if gguf.exists():
                 found.append(AdapterInfo(folder.name, gguf, folder.name == active, self._meta(folder)))

@@ -84,34 +84,101 @@ def validate_gguf(path: Path) -> Path:
     if version not in (2, 3):
         raise LabError(f"unsupported GGUF version {version}: {path}; {fix}")
     try:
-        reader = _read_gguf(path)
-        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
-    except Exception as exc:  # gguf raises many kinds of errors on a cut-off header
-        raise LabError(f"damaged or truncated GGUF file: {path} ({type(exc).__name__}); {fix}") from exc
-    if end > path.stat().st_size or not reader.tensors:
-        raise LabError(f"truncated GGUF file ({path.stat().st_size} of {end} bytes): {path}; {fix}")
+        header = read_gguf_header(path)
+    except (struct.error, ValueError, UnicodeDecodeError, KeyError, OverflowError) as exc:
+        raise LabError(f"damaged or truncated GGUF file: {path} ({exc}); {fix}") from exc
+    size = path.stat().st_size
+    if not header.n_tensors or header.expected_size > size:
+        raise LabError(f"truncated GGUF file ({size} of {header.expected_size} bytes): {path}; {fix}")
     return path
 
 
-def _read_gguf(path: Path):
-    from gguf import GGUFReader
+@dataclass(frozen=True)
+class GGUFHeader:
+    """The parts of a GGUF header the lab needs: scalar metadata and where the data ends."""
 
-    return GGUFReader(str(path), "r")
+    version: int
+    fields: dict
+    n_tensors: int
+    expected_size: int  # bytes the file must have to hold every tensor
+
+
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+
+
+def read_gguf_header(path: Path) -> GGUFHeader:
+    """Parse a GGUF header with plain reads (gguf.GGUFReader takes seconds on a 49k-token vocab).
+
+    Arrays are skipped, not kept; a cut-off file raises struct.error or ValueError.
+    """
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    with open(path, "rb") as handle:
+        def read(fmt):
+            data = handle.read(struct.calcsize(fmt))
+            return struct.unpack(fmt, data)[0]
+
+        def read_str():
+            n = read("<Q")
+            if n > 1 << 24:
+                raise ValueError("string length out of range")
+            data = handle.read(n)
+            if len(data) != n:
+                raise ValueError("file ends inside a string")
+            return data.decode("utf-8")
+
+        def skip_value(kind):
+            if kind in _SCALARS:
+                handle.seek(struct.calcsize(_SCALARS[kind]), 1)
+            elif kind == _STRING:
+                handle.seek(read("<Q"), 1)
+            elif kind == _ARRAY:
+                item, count = read("<I"), read("<Q")
+                if item in _SCALARS:
+                    handle.seek(struct.calcsize(_SCALARS[item]) * count, 1)
+                else:
+                    for _ in range(count):
+                        skip_value(item)
+            else:
+                raise ValueError(f"unknown value type {kind}")
+
+        if handle.read(4) != GGUF_MAGIC:
+            raise ValueError("bad magic")
+        version, n_tensors, n_fields = read("<I"), read("<Q"), read("<Q")
+        if n_tensors > 1 << 20 or n_fields > 1 << 20:
+            raise ValueError("counts out of range")
+        fields: dict = {}
+        for _ in range(n_fields):
+            key, kind = read_str(), read("<I")
+            if kind in _SCALARS:
+                fields[key] = read(_SCALARS[kind])
+            elif kind == _STRING:
+                fields[key] = read_str()
+            else:
+                skip_value(kind)
+                fields[key] = None  # present, not kept
+        data_end = 0
+        for _ in range(n_tensors):
+            read_str()
+            dims = [read("<Q") for _ in range(read("<I"))]
+            block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(read("<I"))]
+            offset = read("<Q")
+            count = 1
+            for d in dims:
+                count *= d
+            data_end = max(data_end, offset + count // block * type_size)
+        alignment = int(fields.get("general.alignment") or 32)
+        data_start = -(-handle.tell() // alignment) * alignment
+    return GGUFHeader(version=version, fields=fields, n_tensors=n_tensors, expected_size=data_start + data_end)
 
 
 def model_info(path: Path) -> ModelInfo:
     """Name, size, architecture and chat-template presence of a (validated) GGUF."""
-    reader = _read_gguf(path)
-
-    def field(key: str) -> str | None:
-        value = reader.fields.get(key)
-        if value is None:
-            return None
-        return bytes(value.parts[value.data[0]]).decode("utf-8", "replace")
-
-    return ModelInfo(path=path, name=field("general.name") or path.stem, size_bytes=path.stat().st_size,
-                     architecture=field("general.architecture") or "unknown",
-                     has_chat_template=field("tokenizer.chat_template") is not None)
+    fields = read_gguf_header(path).fields
+    return ModelInfo(path=path, name=fields.get("general.name") or path.stem, size_bytes=path.stat().st_size,
+                     architecture=fields.get("general.architecture") or "unknown",
+                     has_chat_template=bool(fields.get("tokenizer.chat_template")))
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

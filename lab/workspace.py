@@ -26,7 +26,7 @@ def home() -> Path:
 
 def validate_name(name: str) -> str:
     """Return `name` if it is a safe workspace name, else raise a one-line LabError."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = repr(name)[:70]
         raise LabError(f"invalid workspace name {shown}: use 1-64 letters, digits, '.', '-' or '_', "
                        "not starting with '.'")
@@ -42,7 +42,7 @@ class Workspace:
 
     @classmethod
     def open(cls, name: str | None = None, root: Path | None = None) -> "Workspace":
-        name = validate_name(name or DEFAULT_NAME)
+        name = validate_name(DEFAULT_NAME if name is None else name)
         base = (root or home()).resolve()
         path = (base / name).resolve()
         if path.parent != base:  # belt and braces: the regex already forbids escaping the root
@@ -70,4 +70,4 @@ def list_workspaces(root: Path | None = None) -> list[str]:
     base = root or home()
     if not base.exists():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and _NAME.match(p.name))
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))

@@ -1,0 +1,126 @@
+"""The agent: one question, answered by one of four arms.
+
+    base     the frozen model, nothing else
+    memory   the frozen model + corrections retrieved from the memory store
+    learned  the model with the active LoRA adapter applied, no memory
+    both     the adapter and the retrieved corrections
+
+Every Answer carries its evidence: the hits and their scores, the exact messages and
+prompt text sent, token counts and latency. A teacher can show why an answer changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lab import prompting
+from lab.adapters import TRAIN_HINT, AdapterRegistry
+from lab.engine import Engine
+from lab.errors import LabError
+from lab.memory import Hit, MemoryStore
+
+ARMS = ("base", "memory", "learned", "both")
+# Chosen by measurement on the 135M model (bench/prompt_formats.py): 3 notes are enough for a
+# fact and its neighbours, and below ~0.5 cosine a note is usually unrelated, and unrelated
+# notes pull the small model's answer towards them.
+DEFAULT_K = 3
+DEFAULT_MIN_SCORE = 0.5
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass
+class Answer:
+    """One arm's reply to one question, with the evidence behind it."""
+
+    question: str
+    arm: str
+    answer: str
+    hits: list[Hit] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    prompt: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    retrieval_ms: float = 0.0
+    adapter: str | None = None
+
+    def to_json(self, verbose: bool = False) -> dict:
+        """The CLI's JSON contract; `verbose` adds the messages and prompt text."""
+        data = {"answer": self.answer, "arm": self.arm,
+                "hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4)} for h in self.hits],
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "latency_ms": round(self.latency_ms, 2)}
+        if verbose:
+            data.update(question=self.question, messages=self.messages, prompt=self.prompt,
+                        adapter=self.adapter, retrieval_ms=round(self.retrieval_ms, 2))
+        return data
+
+
+def validate_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise LabError("the question is empty: type a question")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise LabError(f"the question is too long ({len(question)} characters, max {MAX_QUESTION_CHARS})")
+    if any(ord(c) < 32 and c not in "\n\t" for c in question):
+        raise LabError("the question contains control characters (e.g. NUL); remove them")
+    return question.strip()
+
+
+def validate_arm(arm: str) -> str:
+    if arm not in ARMS:
+        raise LabError(f"unknown arm {arm!r}: choose one of {', '.join(ARMS)}")
+    return arm
+
+
+class Agent:
+    """Answers questions for one workspace: its memory and its adapters, the shared engine."""
+
+    def __init__(self, engine: Engine, memory: MemoryStore, adapters: AdapterRegistry):
+        self.engine = engine
+        self.memory = memory
+        self.adapters = adapters
+
+    def answer(self, question: str, arm: str = "base", *, k: int = DEFAULT_K,
+               min_score: float = DEFAULT_MIN_SCORE, adapter: str | None = None,
+               memory_format: str = prompting.DEFAULT_MEMORY_FORMAT,
+               exclude_ids: set[int] | None = None,
+               on_token: Callable[[str], None] | None = None,
+               on_wait: Callable[[], None] | None = None) -> Answer:
+        """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one)."""
+        question = validate_question(question)
+        arm = validate_arm(arm)
+        if not isinstance(k, int) or not 1 <= k <= 50:
+            raise LabError(f"k must be a whole number from 1 to 50, got {k!r}")
+        if not -1.0 <= float(min_score) <= 1.0:
+            raise LabError(f"min-score must be between -1 and 1, got {min_score!r}")
+
+        adapter_path = self._adapter_path(arm, adapter)
+        hits: list[Hit] = []
+        retrieval_ms = 0.0
+        if arm in ("memory", "both"):
+            start = time.perf_counter()
+            hits = self.memory.search(question, k=k + len(exclude_ids or ()), min_score=min_score)
+            hits = [h for h in hits if h.id not in (exclude_ids or set())][:k]
+            retrieval_ms = (time.perf_counter() - start) * 1000
+            # The best note sits last, next to the question, where a small model looks hardest.
+            messages = prompting.memory_messages(question, [h.text for h in reversed(hits)], memory_format)
+        else:
+            messages = prompting.question_messages(question)
+
+        completion = self.engine.chat(messages, adapter=adapter_path, on_token=on_token, on_wait=on_wait)
+        return Answer(question=question, arm=arm, answer=completion.text, hits=hits, messages=messages,
+                      prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
+                      completion_tokens=completion.completion_tokens,
+                      latency_ms=completion.latency_ms + retrieval_ms, retrieval_ms=retrieval_ms,
+                      adapter=str(adapter_path) if adapter_path else None)
+
+    def _adapter_path(self, arm: str, name: str | None):
+        if arm not in ("learned", "both"):
+            return None
+        info = self.adapters.get(name) if name else self.adapters.active()
+        if info is None:
+            raise LabError(f"the {arm} arm needs a trained adapter and none is active; {TRAIN_HINT}, "
+                           "or activate one with: python -m lab adapters activate NAME")
+        return info.path

@@ -1,0 +1,249 @@
+"""`python -m lab`: the lab from a terminal. A thin layer over lab.session.
+
+Every command takes --workspace and --json. With --json, stdout is one JSON object
+(the shapes are a contract other tools rely on). Errors print one line on stderr and
+exit non-zero; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from lab import __version__
+from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
+from lab.errors import LabError
+
+EXIT_ERROR = 2  # a user error: bad input, missing file, unknown id
+EXIT_BUG = 1  # anything unexpected
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr, like every other error here."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command accepts, before or after the command name."""
+    common = OneLineParser(add_help=False)
+    common.add_argument("--workspace", "-w", default=argparse.SUPPRESS,
+                        help="workspace name under $LAB_HOME (default: 'default')")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print one JSON object instead of text")
+    common.add_argument("--model", default=argparse.SUPPRESS,
+                        help="path to a GGUF model (default: $LAB_MODEL or SmolLM2-135M-Instruct)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = OneLineParser(prog="python -m lab", parents=[common],
+                                     description="Memory vs Learning Lab: compare a model that recalls "
+                                                 "corrections with one that was trained on them.")
+    parser.add_argument("--version", action="version", version=f"lab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question with one arm")
+    ask.add_argument("question")
+    ask.add_argument("--arm", choices=ARMS, default="base")
+    ask.add_argument("--k", type=int, default=DEFAULT_K, help=f"memories to retrieve (default {DEFAULT_K})")
+    ask.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                     help=f"lowest cosine similarity a memory needs to be used (default {DEFAULT_MIN_SCORE})")
+    ask.add_argument("--adapter", help="adapter name for the learned/both arms (default: the active one)")
+    ask.add_argument("--show-prompt", action="store_true", help="also print the exact prompt sent")
+
+    remember = commands.add_parser("remember", parents=[common], help="store a correction in memory")
+    remember.add_argument("text")
+    remember.add_argument("--question")
+    remember.add_argument("--answer")
+    remember.add_argument("--source", default="user")
+
+    memory = commands.add_parser("memory", parents=[common], help="inspect and manage the memory")
+    ops = memory.add_subparsers(dest="op", metavar="OP")
+    ops.required = True
+    ops.add_parser("list", parents=[common], help="list every memory")
+    search = ops.add_parser("search", parents=[common], help="semantic search")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=5)
+    search.add_argument("--min-score", type=float, default=0.0)
+    edit = ops.add_parser("edit", parents=[common], help="change a memory's text (re-embeds it)")
+    edit.add_argument("id", type=int)
+    edit.add_argument("text")
+    delete = ops.add_parser("delete", parents=[common], help="delete one memory")
+    delete.add_argument("id", type=int)
+    ops.add_parser("undo", parents=[common], help="undo the last change")
+    ops.add_parser("wipe", parents=[common], help="delete every memory (undo brings them back)")
+    snapshot = ops.add_parser("snapshot", parents=[common], help="save the memory under a name")
+    snapshot.add_argument("name")
+    restore = ops.add_parser("restore", parents=[common], help="replace the memory with a snapshot")
+    restore.add_argument("name")
+    ops.add_parser("snapshots", parents=[common], help="list snapshots")
+    export = ops.add_parser("export", parents=[common], help="write the memory to a JSON file")
+    export.add_argument("file")
+    import_ = ops.add_parser("import", parents=[common], help="add the memories in a JSON file")
+    import_.add_argument("file")
+
+    adapters = commands.add_parser("adapters", parents=[common], help="list and choose LoRA adapters")
+    adapter_ops = adapters.add_subparsers(dest="op", metavar="OP")
+    adapter_ops.required = True
+    adapter_ops.add_parser("list", parents=[common])
+    activate = adapter_ops.add_parser("activate", parents=[common])
+    activate.add_argument("name")
+    adapter_ops.add_parser("deactivate", parents=[common])
+    remove = adapter_ops.add_parser("delete", parents=[common])
+    remove.add_argument("name")
+
+    commands.add_parser("status", parents=[common], help="model, embedder and workspace status")
+    return parser
+
+
+# ---- command handlers: each returns (json_object, text) -----------------------------------
+
+
+def _hits_text(hits) -> str:
+    if not hits:
+        return "  (no memory retrieved)"
+    return "\n".join(f"  [{h.id}] score {h.score:.3f}  {h.text}" for h in hits)
+
+
+def cmd_ask(session, args):
+    result = session.agent.answer(args.question, args.arm, k=args.k, min_score=args.min_score,
+                                  adapter=args.adapter)
+    lines = [f"[{result.arm}] {result.answer}"]
+    if result.arm in ("memory", "both"):
+        lines += ["memories used:", _hits_text(result.hits)]
+    lines.append(f"{result.prompt_tokens} prompt tokens, {result.completion_tokens} completion tokens, "
+                 f"{result.latency_ms:.0f} ms")
+    if args.show_prompt:
+        lines += ["--- prompt sent ---", result.prompt]
+    return result.to_json(verbose=args.show_prompt), "\n".join(lines)
+
+
+def _memory_json(m) -> dict:
+    return {"id": m.id, "text": m.text, "question": m.question, "answer": m.answer, "source": m.source,
+            "created_at": m.created_at, "updated_at": m.updated_at}
+
+
+def cmd_remember(session, args):
+    memory = session.memory.add(args.text, question=args.question, answer=args.answer, source=args.source)
+    return {"id": memory.id}, f"remembered [{memory.id}] {memory.text}"
+
+
+def cmd_memory(session, args):
+    store = session.memory
+    if args.op == "list":
+        items = store.list()
+        text = "\n".join(f"[{m.id}] {m.text}" for m in items) or "(memory is empty)"
+        return {"memories": [_memory_json(m) for m in items]}, text
+    if args.op == "search":
+        hits = store.search(args.query, k=args.k, min_score=args.min_score)
+        return ({"hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4)} for h in hits]},
+                _hits_text(hits))
+    if args.op == "edit":
+        m = store.update(args.id, text=args.text)
+        return {"id": m.id, "text": m.text}, f"updated [{m.id}] {m.text}"
+    if args.op == "delete":
+        m = store.delete(args.id)
+        return {"deleted": m.id}, f"deleted [{m.id}] {m.text}"
+    if args.op == "undo":
+        what = store.undo()
+        return {"undone": what}, f"undone: {what}"
+    if args.op == "wipe":
+        n = store.wipe()
+        return {"wiped": n}, f"wiped {n} memories (memory undo brings them back)"
+    if args.op == "snapshot":
+        n = store.snapshot(args.name)
+        return {"snapshot": args.name, "count": n}, f"saved snapshot {args.name!r} ({n} memories)"
+    if args.op == "restore":
+        n = store.restore(args.name)
+        return {"restored": args.name, "count": n}, f"restored snapshot {args.name!r} ({n} memories)"
+    if args.op == "snapshots":
+        snaps = store.snapshots()
+        text = "\n".join(f"{s['name']}: {s['count']} memories, {s['created_at']}" for s in snaps)
+        return {"snapshots": snaps}, text or "(no snapshots)"
+    if args.op == "export":
+        n = store.export(args.file)
+        return {"exported": n, "path": os.path.abspath(args.file)}, f"exported {n} memories to {args.file}"
+    if args.op == "import":
+        n = store.import_(args.file)
+        return {"imported": n}, f"imported {n} memories from {args.file}"
+    raise LabError(f"unknown memory operation {args.op!r}")
+
+
+def cmd_adapters(session, args):
+    registry = session.adapters
+    if args.op == "list":
+        items = registry.list()
+        text = "\n".join(f"{'*' if a.active else ' '} {a.name}  {a.path}" for a in items) or "(no adapters)"
+        return {"adapters": [a.to_json() for a in items]}, text
+    if args.op == "activate":
+        info = registry.activate(args.name)
+        session.engine.load_adapter(info.path)  # refuse a corrupt file now, not at the next ask
+        return {"active": info.name}, f"active adapter: {info.name}"
+    if args.op == "deactivate":
+        previous = registry.deactivate()
+        return {"active": None, "previous": previous}, "no adapter is active"
+    if args.op == "delete":
+        registry.delete(args.name)
+        return {"deleted": args.name}, f"deleted adapter {args.name}"
+    raise LabError(f"unknown adapters operation {args.op!r}")
+
+
+def cmd_status(session, args):
+    from lab.models import embedder_path
+
+    info = session.engine.info
+    active = session.adapters.active_name()
+    data = {"model": {"path": str(info.path), "name": info.name, "architecture": info.architecture,
+                      "size_bytes": info.size_bytes, "chat_template": info.has_chat_template},
+            "embedder": {"path": str(embedder_path())},
+            "workspace": {"name": session.workspace.name, "path": str(session.workspace.root),
+                          "memories": session.memory.count(), "active_adapter": active}}
+    text = (f"model:     {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) {info.path}\n"
+            f"embedder:  all-MiniLM-L6-v2 {data['embedder']['path']}\n"
+            f"workspace: {session.workspace.name} at {session.workspace.root}: "
+            f"{data['workspace']['memories']} memories, active adapter: {active or 'none'}")
+    return data, text
+
+
+HANDLERS = {"ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+            "status": cmd_status}
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error already printed
+        return int(exit_.code or 0)
+    as_json = getattr(args, "json", False)
+    session = None
+    try:
+        from lab.session import LabSession
+
+        session = LabSession.open(getattr(args, "workspace", None), getattr(args, "model", None))
+        data, text = HANDLERS[args.command](session, args)
+    except LabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: still one line, with a pointer to the full trace
+        if os.environ.get("LAB_DEBUG"):
+            raise
+        print(f"error: unexpected {type(error).__name__}: {' '.join(str(error).split())} "
+              "(set LAB_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        if session is not None:
+            session.close()
+    print(json.dumps(data, ensure_ascii=False) if as_json else text)
+    return 0

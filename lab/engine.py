@@ -1,0 +1,237 @@
+"""The frozen language model: one llama.cpp model per process, shared by every session.
+
+llama.cpp contexts are not thread-safe and Streamlit runs each browser session on its
+own thread, so every call takes the engine's lock. Decoding is greedy (deterministic):
+the lab compares arms, and sampling noise would blur the comparison.
+
+LoRA adapters are applied per call: `chat(messages, adapter=path)` switches the adapter
+on the loaded model (no reload of the base) and clears the KV cache, whose entries were
+computed with the previous weights.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from lab.errors import LabError
+from lab.models import model_info, resolve_model_path
+
+DEFAULT_MAX_TOKENS = 48
+# A reply is one short answer: stop at the end of the turn or at a blank line.
+DEFAULT_STOP = ("<|im_end|>", "<|endoftext|>", "\n\n")
+
+
+@dataclass
+class Completion:
+    """What the model produced, and what it cost."""
+
+    text: str
+    prompt: str  # the exact text the model saw, chat template applied
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    adapter: str | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / (self.latency_ms / 1000) if self.latency_ms > 0 else 0.0
+
+
+class Engine:
+    """A GGUF model loaded by llama-cpp-python, with greedy chat, scoring and LoRA switching."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, n_ctx: int = 2048,
+                 n_threads: int | None = None, seed: int = 0):
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self.path = resolve_model_path(model_path)
+        self.info = model_info(self.path)
+        try:
+            self._llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, n_batch=512, seed=seed,
+                                        n_threads=n_threads or os.cpu_count(), verbose=False)
+        except Exception as exc:
+            raise LabError(f"llama.cpp could not load {self.path} ({exc}); "
+                           "pass --model PATH to another GGUF file") from exc
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._adapters: dict[str, object] = {}  # path -> llama_adapter_lora pointer
+        self._applied: str | None = None
+        self._template = self._chat_formatter()
+
+    # ---- formatting ------------------------------------------------------------------
+
+    def _chat_formatter(self):
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None  # a base model: plain-text prompts, see format_prompt
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        vocab = self._llm
+        eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore") if vocab.token_eos() >= 0 else ""
+        bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore") if vocab.token_bos() >= 0 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+
+    def format_prompt(self, messages: Sequence[dict]) -> str:
+        """The exact prompt text for `messages`: the model's chat template, or a plain
+        'System/User/Assistant' layout for a base model that has none."""
+        if self._template is not None:
+            return self._template(messages=list(messages)).prompt
+        lines = []
+        for message in messages:
+            role = {"system": "", "user": "Question: ", "assistant": "Answer: "}.get(message["role"], "")
+            lines.append(role + message["content"])
+        return "\n".join(lines) + "\nAnswer:"
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    # ---- the lock ----------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        """How many calls are queued behind the one running now."""
+        return self._waiting
+
+    def _acquire(self, on_wait: Callable[[], None] | None) -> None:
+        if self._lock.acquire(blocking=False):
+            return
+        self._waiting += 1
+        try:
+            if on_wait is not None:
+                on_wait()  # lets a page say "waiting for the model"
+            self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    # ---- generation --------------------------------------------------------------------
+
+    def chat(self, messages: Sequence[dict], *, adapter: str | os.PathLike | None = None,
+             max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = DEFAULT_STOP,
+             on_token: Callable[[str], None] | None = None,
+             on_wait: Callable[[], None] | None = None) -> Completion:
+        """Answer `messages` greedily. `on_token` receives the text as it streams."""
+        prompt = self.format_prompt(messages)
+        self._acquire(on_wait)
+        try:
+            self._apply_adapter(adapter)
+            start = time.perf_counter()
+            pieces: list[str] = []
+            completion_tokens = 0
+            for chunk in self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0,
+                                                     top_k=1, repeat_penalty=1.0, stop=list(stop),
+                                                     stream=True):
+                piece = chunk["choices"][0]["text"]
+                completion_tokens += 1
+                if piece:
+                    pieces.append(piece)
+                    if on_token is not None:
+                        on_token(piece)
+            latency_ms = (time.perf_counter() - start) * 1000
+            prompt_tokens = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._adds_bos(),
+                                                   special=True))
+        finally:
+            self._lock.release()
+        return Completion(text="".join(pieces).strip(), prompt=prompt, prompt_tokens=prompt_tokens,
+                          completion_tokens=completion_tokens, latency_ms=latency_ms,
+                          adapter=str(adapter) if adapter else None)
+
+    def _adds_bos(self) -> bool:
+        return bool(self._llm._model.add_bos_token()) if hasattr(self._llm._model, "add_bos_token") else False
+
+    # ---- scoring -----------------------------------------------------------------------
+
+    def score(self, messages: Sequence[dict], target: str, *,
+              adapter: str | os.PathLike | None = None) -> float:
+        """Teacher-forced log-probability (natural log, summed over tokens) of `target` as
+        the model's reply to `messages`. Higher is more likely; 0 is certain."""
+        import numpy as np
+
+        prompt_ids = self._llm.tokenize(self.format_prompt(messages).encode("utf-8"),
+                                        add_bos=self._adds_bos(), special=True)
+        target_ids = self.tokenize(target, special=False)
+        if not target_ids:
+            raise LabError("cannot score an empty target answer")
+        with self._lock:
+            self._apply_adapter(adapter)
+            self._llm.reset()
+            total = 0.0
+            self._llm.eval(prompt_ids)
+            for token in target_ids:
+                # Without logits_all llama-cpp-python keeps no scores: read the last row directly.
+                logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._llm.n_vocab(),))
+                logits = logits.astype(np.float64)
+                top = logits.max()
+                total += float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+                self._llm.eval([token])
+        return total
+
+    # ---- LoRA adapters -----------------------------------------------------------------
+
+    def load_adapter(self, path: str | os.PathLike):
+        """Load a GGUF LoRA adapter onto the base model (cached; the base is not reloaded)."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            return self._load_adapter_locked(key)
+
+    def _load_adapter_locked(self, key: str):
+        if key in self._adapters:
+            return self._adapters[key]
+        fix = "retrain it with: python -m lab train --from-memory --name NAME"
+        if not Path(key).is_file():
+            raise LabError(f"adapter file not found: {key}; {fix}")
+        with open(key, "rb") as handle:
+            if handle.read(4) != b"GGUF":
+                raise LabError(f"corrupt adapter file (not GGUF): {key}; {fix}")
+        handle_ptr = self._llama_cpp.llama_adapter_lora_init(self._llm._model.model, key.encode("utf-8"))
+        if not handle_ptr:
+            raise LabError(f"corrupt or incompatible adapter file: {key} (llama.cpp refused it; "
+                           f"it must be a LoRA for {self.info.name}); {fix}")
+        self._adapters[key] = handle_ptr
+        return handle_ptr
+
+    def _apply_adapter(self, adapter: str | os.PathLike | None, scale: float = 1.0) -> None:
+        """Make `adapter` (or none) the one in effect. Caller holds the lock."""
+        key = str(Path(adapter).resolve()) if adapter else None
+        if key == self._applied:
+            return
+        ctx = self._llm._ctx.ctx
+        if key is None:
+            self._llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            pointer = self._load_adapter_locked(key)
+            adapters = (self._llama_cpp.llama_adapter_lora_p_ctypes * 1)(pointer)
+            scales = (ctypes.c_float * 1)(scale)
+            if self._llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
+                raise LabError(f"llama.cpp could not apply adapter {key}")
+        self._applied = key
+        # Cached keys and values were computed with the old weights: start clean.
+        self._llm.reset()
+        self._llm._ctx.kv_cache_clear()
+
+    @property
+    def applied_adapter(self) -> str | None:
+        return self._applied
+
+
+_shared: Engine | None = None
+_shared_lock = threading.Lock()
+
+
+def get_engine(model_path: str | os.PathLike | None = None) -> Engine:
+    """The process-wide engine. Asking for a different model replaces the loaded one."""
+    global _shared
+    wanted = resolve_model_path(model_path)
+    with _shared_lock:
+        if _shared is None or _shared.path != wanted:
+            _shared = Engine(wanted)
+        return _shared
