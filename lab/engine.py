@@ -130,8 +130,13 @@ class Engine:
             for chunk in self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0,
                                                      top_k=1, repeat_penalty=1.0, stop=list(stop),
                                                      stream=True):
-                piece = chunk["choices"][0]["text"]
-                completion_tokens += 1
+                choice = chunk["choices"][0]
+                piece = choice["text"]
+                # One chunk per sampled token; the closing chunk only carries the finish reason.
+                if choice["finish_reason"] is None:
+                    completion_tokens += 1
+                elif choice["finish_reason"] == "length":
+                    completion_tokens = max_tokens
                 if piece:
                     pieces.append(piece)
                     if on_token is not None:
