@@ -17,7 +17,7 @@ from typing import Callable
 
 from lab import prompting
 from lab.adapters import TRAIN_HINT, AdapterRegistry
-from lab.engine import Engine
+from lab.engine import DEFAULT_MAX_TOKENS, Engine
 from lab.errors import LabError
 from lab.memory import Hit, MemoryStore
 
@@ -86,6 +86,7 @@ class Agent:
                min_score: float = DEFAULT_MIN_SCORE, adapter: str | None = None,
                memory_format: str = prompting.DEFAULT_MEMORY_FORMAT,
                exclude_ids: set[int] | None = None,
+               max_tokens: int = DEFAULT_MAX_TOKENS,
                on_token: Callable[[str], None] | None = None,
                on_wait: Callable[[], None] | None = None) -> Answer:
         """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one)."""
@@ -100,6 +101,7 @@ class Agent:
         hits: list[Hit] = []
         retrieval_ms = 0.0
         if arm in ("memory", "both"):
+            self.memory.embedder  # load it first (seconds, once): latency should show retrieval, not start-up
             start = time.perf_counter()
             hits = self.memory.search(question, k=k + len(exclude_ids or ()), min_score=min_score)
             hits = [h for h in hits if h.id not in (exclude_ids or set())][:k]
@@ -109,7 +111,8 @@ class Agent:
         else:
             messages = prompting.question_messages(question)
 
-        completion = self.engine.chat(messages, adapter=adapter_path, on_token=on_token, on_wait=on_wait)
+        completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
+                                      on_token=on_token, on_wait=on_wait)
         return Answer(question=question, arm=arm, answer=completion.text, hits=hits, messages=messages,
                       prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
                       completion_tokens=completion.completion_tokens,

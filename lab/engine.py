@@ -61,7 +61,7 @@ class Engine:
                            "pass --model PATH to another GGUF file") from exc
         self._lock = threading.Lock()
         self._waiting = 0
-        self._adapters: dict[str, object] = {}  # path -> llama_adapter_lora pointer
+        self._adapters: dict[str, object] = {}  # 'path|size|mtime' -> llama_adapter_lora pointer
         self._applied: str | None = None
         self._template = self._chat_formatter()
 
@@ -184,40 +184,42 @@ class Engine:
 
     def load_adapter(self, path: str | os.PathLike):
         """Load a GGUF LoRA adapter onto the base model (cached; the base is not reloaded)."""
-        key = str(Path(path).resolve())
         with self._lock:
-            return self._load_adapter_locked(key)
+            return self._load_adapter_locked(Path(path))
 
-    def _load_adapter_locked(self, key: str):
-        if key in self._adapters:
-            return self._adapters[key]
+    def _load_adapter_locked(self, path: Path):
         fix = "retrain it with: python -m lab train --from-memory --name NAME"
-        if not Path(key).is_file():
-            raise LabError(f"adapter file not found: {key}; {fix}")
-        with open(key, "rb") as handle:
+        path = path.resolve()
+        if not path.is_file():
+            raise LabError(f"adapter file not found: {path}; {fix}")
+        # Keyed by file version too: retraining under the same name replaces the file.
+        stat = path.stat()
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key in self._adapters:
+            return key, self._adapters[key]
+        with open(path, "rb") as handle:
             if handle.read(4) != b"GGUF":
-                raise LabError(f"corrupt adapter file (not GGUF): {key}; {fix}")
-        handle_ptr = self._llama_cpp.llama_adapter_lora_init(self._llm._model.model, key.encode("utf-8"))
-        if not handle_ptr:
-            raise LabError(f"corrupt or incompatible adapter file: {key} (llama.cpp refused it; "
+                raise LabError(f"corrupt adapter file (not GGUF): {path}; {fix}")
+        pointer = self._llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode("utf-8"))
+        if not pointer:
+            raise LabError(f"corrupt or incompatible adapter file: {path} (llama.cpp refused it; "
                            f"it must be a LoRA for {self.info.name}); {fix}")
-        self._adapters[key] = handle_ptr
-        return handle_ptr
+        self._adapters[key] = pointer
+        return key, pointer
 
     def _apply_adapter(self, adapter: str | os.PathLike | None, scale: float = 1.0) -> None:
         """Make `adapter` (or none) the one in effect. Caller holds the lock."""
-        key = str(Path(adapter).resolve()) if adapter else None
+        key, pointer = self._load_adapter_locked(Path(adapter)) if adapter else (None, None)
         if key == self._applied:
             return
         ctx = self._llm._ctx.ctx
-        if key is None:
+        if pointer is None:
             self._llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
         else:
-            pointer = self._load_adapter_locked(key)
             adapters = (self._llama_cpp.llama_adapter_lora_p_ctypes * 1)(pointer)
             scales = (ctypes.c_float * 1)(scale)
             if self._llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, scales) != 0:
-                raise LabError(f"llama.cpp could not apply adapter {key}")
+                raise LabError(f"llama.cpp could not apply adapter {adapter}")
         self._applied = key
         # Cached keys and values were computed with the old weights: start clean.
         self._llm.reset()
@@ -225,7 +227,8 @@ class Engine:
 
     @property
     def applied_adapter(self) -> str | None:
-        return self._applied
+        """The file of the adapter in effect now, or None."""
+        return self._applied.split("|")[0] if self._applied else None
 
 
 _shared: Engine | None = None

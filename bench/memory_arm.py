@@ -1,0 +1,65 @@
+"""Added latency of the memory arm: what retrieval and the injected notes cost per question.
+
+Both arms answer the same questions with max_tokens=1, so the time is everything up to
+the first token: for the base arm, the prompt; for the memory arm, embedding the
+question, the index search and the longer prompt. The difference is the added latency.
+Generation after the first token runs at the same speed in both arms.
+Target: <= 30 ms per question.
+
+    python -m bench.memory_arm [--memories 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from bench.common import summary, write_results
+from bench.prompt_formats import INVENTED, UNRELATED
+from lab.session import LabSession
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--memories", type=int, default=200, help="store size (filler memories added)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    session = LabSession.open("bench-memory-arm")
+    session.memory.wipe()
+    facts = [{"text": f[0]} for f in INVENTED]
+    filler = [{"text": f"Meeting room {i} on floor {i % 9} seats {4 + i % 11} people."}
+              for i in range(max(0, args.memories - len(facts)))]
+    session.memory.add_many(facts + filler)
+    questions = [f[1] for f in INVENTED] + [f[2] for f in INVENTED] + [q for q, _ in UNRELATED]
+    agent = session.agent
+    for q in questions[:3]:  # warm-up: model, embedder, index
+        agent.answer(q, "memory", max_tokens=1)
+
+    base_ms, memory_ms, retrieval_ms, added_ms, extra_tokens = [], [], [], [], []
+    for _ in range(args.rounds):
+        for q in questions:
+            base = agent.answer(q, "base", max_tokens=1)
+            memory = agent.answer(q, "memory", max_tokens=1, min_score=0.0)  # worst case: always 3 notes
+            base_ms.append(base.latency_ms)
+            memory_ms.append(memory.latency_ms)
+            retrieval_ms.append(memory.retrieval_ms)
+            added_ms.append(memory.latency_ms - base.latency_ms)
+            extra_tokens.append(memory.prompt_tokens - base.prompt_tokens)
+
+    result = {"memories": len(session.memory), "questions": len(questions), "rounds": args.rounds, "k": 3,
+              "base_first_token": summary(base_ms), "memory_first_token": summary(memory_ms),
+              "retrieval": summary(retrieval_ms), "added": summary(added_ms),
+              "extra_prompt_tokens_mean": statistics.fmean(extra_tokens),
+              "target": "added p50 <= 30 ms"}
+    result["passed"] = result["added"]["p50_ms"] <= 30
+    print(f"added latency p50 {result['added']['p50_ms']:.1f} ms (retrieval p50 "
+          f"{result['retrieval']['p50_ms']:.1f} ms, +{result['extra_prompt_tokens_mean']:.0f} prompt tokens); "
+          f"target <= 30 ms")
+    write_results("memory_arm", result)
+    session.memory.wipe()
+    session.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""Learning: consolidate corrections into the weights with a LoRA adapter.
+
+The base GGUF is loaded into PyTorch by transformers (dequantized; SmolLM2 is the llama
+architecture with tied embeddings) and cached as safetensors in models/cache, so later
+runs start in seconds. peft trains a low-rank update of the attention and MLP
+projections on the corrections, with the loss on the answer tokens only. The result is
+exported as a GGUF LoRA adapter that llama.cpp applies on top of the unchanged,
+quantized base (lab.gguf_lora), plus a peft copy for transformers.
+
+    result = train(examples, config, base_path, out_dir, on_progress=print)
+
+A run that fails or is cancelled leaves nothing behind: the adapter is written to a
+temporary file, checked by llama.cpp, and only then moved into the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from lab.errors import LabError
+from lab.gguf_lora import HF_TO_GGUF, SUPPORTED_ARCHITECTURES, write_lora_gguf
+from lab.models import MODELS_DIR, file_sha256, read_gguf_header, resolve_model_path
+
+CACHE_DIR = MODELS_DIR / "cache"
+ALL_MODULES = tuple(HF_TO_GGUF)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training pair. kind: 'fact' (a correction), 'paraphrase', 'replay' (the base
+    model's own answer to an unrelated question, to limit forgetting) or 'text' (a
+    memory with no question: plain language-model loss on its text)."""
+
+    question: str
+    answer: str
+    kind: str = "fact"
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 80
+    rank: int = 8
+    alpha: float = 16.0
+    learning_rate: float = 2e-3
+    batch_size: int = 8
+    target_modules: tuple[str, ...] = ALL_MODULES
+    layers: tuple[int, ...] | None = None  # None: every layer
+    paraphrases: bool = False
+    replay: bool = False
+    seed: int = 0
+
+    def validate(self) -> "TrainingConfig":
+        checks = [(1 <= self.steps <= 100_000, f"steps must be 1..100000, got {self.steps}"),
+                  (1 <= self.rank <= 256, f"rank must be 1..256, got {self.rank}"),
+                  (0 < self.learning_rate <= 1, f"learning rate must be in (0, 1], got {self.learning_rate}"),
+                  (1 <= self.batch_size <= 256, f"batch size must be 1..256, got {self.batch_size}"),
+                  (self.alpha > 0, f"alpha must be positive, got {self.alpha}")]
+        for ok, message in checks:
+            if not ok:
+                raise LabError(message)
+        unknown = set(self.target_modules) - set(ALL_MODULES)
+        if unknown or not self.target_modules:
+            raise LabError(f"unknown target modules {sorted(unknown)}; choose from {', '.join(ALL_MODULES)}")
+        return self
+
+
+@dataclass
+class Progress:
+    step: int
+    steps: int
+    loss: float
+    tokens_per_s: float
+    eta_s: float
+
+
+@dataclass
+class TrainingResult:
+    name: str
+    path: Path
+    seconds: float
+    steps: int
+    final_loss: float
+    train_tokens_per_s: float
+    loss_curve: list[float] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "seconds": round(self.seconds, 2), "steps": self.steps,
+                "final_loss": round(self.final_loss, 4), "train_tokens_per_s": round(self.train_tokens_per_s, 1)}
+
+
+class TrainingCancelled(LabError):
+    """Raised inside train() when the cancel event is set; nothing was registered."""
+
+
+# ---- the base model in PyTorch -------------------------------------------------------------
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+
+
+def base_cache_dir(base_path: Path) -> Path:
+    """models/cache/<first 16 hex of the base's sha256>: one dequantized copy per base file."""
+    stat = base_path.stat()
+    # Hashing 100 MB takes a moment; remember it per (path, size, mtime).
+    key_file = CACHE_DIR / "hashes.json"
+    key = f"{base_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        known = json.loads(key_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = file_sha256(base_path)
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(json.dumps(known, indent=1))
+    return CACHE_DIR / known[key][:16]
+
+
+_loaded: dict[str, tuple] = {}
+_load_lock = threading.Lock()
+
+
+def load_base(base_path: Path):
+    """(model, tokenizer) in float32 for training; dequantized once, then read from the cache."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    base_path = Path(base_path)
+    header = read_gguf_header(base_path)
+    architecture = header.fields.get("general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise LabError(f"cannot train adapters for architecture {architecture!r} ({base_path.name}); "
+                       f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    cache = base_cache_dir(base_path)
+    with _load_lock:
+        if str(cache) not in _loaded:
+            if not (cache / "model.safetensors").exists():
+                tmp = Path(tempfile.mkdtemp(dir=CACHE_DIR, prefix=".dequantizing-"))
+                try:
+                    model = AutoModelForCausalLM.from_pretrained(str(base_path.parent), gguf_file=base_path.name,
+                                                                 torch_dtype=torch.float32)
+                    tokenizer = AutoTokenizer.from_pretrained(str(base_path.parent), gguf_file=base_path.name)
+                    model.save_pretrained(tmp)
+                    tokenizer.save_pretrained(tmp)
+                    shutil.rmtree(cache, ignore_errors=True)
+                    os.replace(tmp, cache)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            tokenizer = AutoTokenizer.from_pretrained(str(cache))
+            _loaded[str(cache)] = (str(cache), tokenizer)
+        cache_str, tokenizer = _loaded[str(cache)]
+    # A fresh model each run (peft wraps it in place); the cache makes this about a second.
+    model = AutoModelForCausalLM.from_pretrained(cache_str, torch_dtype=torch.float32)
+    return model, tokenizer
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+
+def encode_examples(examples: Sequence[Example], engine) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per example, tokenized by llama.cpp itself so the ids are exactly
+    the ones the adapter will see at inference. Labels are -100 except on the answer."""
+    from lab import prompting
+
+    end = engine.tokenize("<|im_end|>", special=True) if engine.info.has_chat_template else []
+    encoded = []
+    for example in examples:
+        if example.kind == "text":
+            ids = engine.tokenize(example.answer, special=False)
+            encoded.append((ids, list(ids)))
+            continue
+        prompt = engine.format_prompt(prompting.question_messages(example.question))
+        prompt_ids = engine.tokenize(prompt, special=True)
+        answer_ids = engine.tokenize(example.answer, special=False) + end
+        encoded.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+    return encoded
+
+
+def make_batches(encoded, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped by length, so a batch pads little; batches in random order."""
+    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), rng.random()))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def data_hash(examples: Sequence[Example]) -> str:
+    blob = json.dumps([asdict(e) for e in examples], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+# ---- training ------------------------------------------------------------------------------
+
+
+def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: str, out_dir: Path,
+          on_progress: Callable[[Progress], None] | None = None,
+          cancel: threading.Event | None = None) -> TrainingResult:
+    """Train a LoRA adapter on `examples` and write it, validated, to out_dir/NAME.gguf.tmp-free.
+
+    Returns the result with the path of the finished GGUF file (not yet registered).
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config.validate()
+    if not examples:
+        raise LabError("the training set is empty: remember some corrections (with a question and an answer) "
+                       "or pass --scenario NAME")
+    started = time.perf_counter()
+    base_path = resolve_model_path(engine.path)
+    model, _tokenizer = load_base(base_path)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    n_layers = model.config.num_hidden_layers
+    layers = list(config.layers) if config.layers is not None else None
+    if layers is not None and (not layers or any(not 0 <= i < n_layers for i in layers)):
+        raise LabError(f"layers must be between 0 and {n_layers - 1}, got {config.layers}")
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, bias="none",
+                      target_modules=list(config.target_modules), layers_to_transform=layers,
+                      task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora).to(device)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=config.learning_rate, weight_decay=0.0)
+    warmup = max(1, config.steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / config.steps))))
+
+    encoded = encode_examples(examples, engine)
+    batches: list[list[int]] = []
+    losses: list[float] = []
+    tokens_seen = 0
+    train_start = time.perf_counter()
+    for step in range(1, config.steps + 1):
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("training was cancelled; the previous adapter is still the active one")
+        if not batches:
+            batches = make_batches(encoded, config.batch_size, rng)
+        batch = [encoded[i] for i in batches.pop()]
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (ids, labs) in enumerate(batch):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            labels[row, :len(labs)] = torch.tensor(labs)
+            attention[row, :len(ids)] = 1
+        out = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(out.loss.detach()))
+        tokens_seen += int(attention.sum())
+        elapsed = time.perf_counter() - train_start
+        if on_progress is not None:
+            rate = tokens_seen / elapsed if elapsed > 0 else 0.0
+            on_progress(Progress(step=step, steps=config.steps, loss=losses[-1], tokens_per_s=rate,
+                                 eta_s=elapsed / step * (config.steps - step)))
+    train_seconds = time.perf_counter() - train_start
+
+    model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gguf_tmp = out_dir / f".{name}.{os.getpid()}.gguf.tmp"
+    peft_tmp = out_dir / f".{name}.{os.getpid()}.peft.tmp"
+    try:
+        export_gguf(model, gguf_tmp, alpha=config.alpha, base_path=base_path)
+        engine.load_adapter(gguf_tmp)  # llama.cpp must accept it before anyone can see it
+        model.save_pretrained(str(peft_tmp))
+    except BaseException:
+        gguf_tmp.unlink(missing_ok=True)
+        shutil.rmtree(peft_tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    meta = {"base_model": str(base_path), "base_sha256": base_cache_dir(base_path).name,
+            "data_sha256": data_hash(examples), "examples": len(examples),
+            "example_kinds": {k: sum(e.kind == k for e in examples) for k in {e.kind for e in examples}},
+            "config": {**asdict(config), "target_modules": list(config.target_modules)},
+            "loss_curve": [round(x, 5) for x in losses], "seconds": round(seconds, 2),
+            "train_seconds": round(train_seconds, 2), "train_tokens_per_s": round(tokens_seen / train_seconds, 1),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "device": device, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return TrainingResult(name=name, path=gguf_tmp, seconds=seconds, steps=config.steps, final_loss=losses[-1],
+                          train_tokens_per_s=tokens_seen / train_seconds, loss_curve=losses,
+                          meta={**meta, "peft_dir": str(peft_tmp)})
+
+
+def export_gguf(peft_model, path: Path, *, alpha: float, base_path: Path) -> Path:
+    """Write the peft model's LoRA tensors as a GGUF adapter for the base at `base_path`."""
+    fields = read_gguf_header(base_path).fields
+    architecture = fields.get("general.architecture")
+    tensors = {}
+    state = {k: v.detach().float().cpu().numpy() for k, v in peft_model.state_dict().items() if "lora_" in k}
+    for key, a in state.items():
+        if ".lora_A." not in key:
+            continue
+        b = state[key.replace(".lora_A.", ".lora_B.")]
+        # base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.default.weight
+        parts = key.split(".")
+        layer = int(parts[parts.index("layers") + 1])
+        module = parts[parts.index("lora_A") - 1]
+        tensors[f"blk.{layer}.{HF_TO_GGUF[module]}.weight"] = (a, b)
+    return write_lora_gguf(path, tensors, alpha=alpha, architecture=architecture,
+                           n_head=fields[f"{architecture}.attention.head_count"],
+                           n_head_kv=fields[f"{architecture}.attention.head_count_kv"])

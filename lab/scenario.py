@@ -1,0 +1,129 @@
+"""Scenarios: a set of corrections and the questions that measure memory and learning.
+
+A scenario file is JSON (lab/scenarios/schema.json documents every field). Load one by
+path or by the name of a bundled scenario:
+
+    scenario = load_scenario("acme")
+    scenario.items[0].correction_text   # what memory stores and training learns
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab.errors import LabError
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "scenarios"
+SCHEMA_PATH = BUNDLED_DIR / "schema.json"
+MAX_FILE_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Probe:
+    question: str
+    target: str
+
+    def matches(self, reply: str) -> bool:
+        return re.search(self.target, reply, re.IGNORECASE) is not None
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    answer: str
+    target: str
+    correction: str | None = None
+    paraphrases: tuple[str, ...] = ()
+    reverse: tuple[Probe, ...] = ()
+
+    @property
+    def correction_text(self) -> str:
+        """The memory text: the explicit correction, or the question and answer together."""
+        return self.correction or f"{self.question} {self.answer}"
+
+    def matches(self, reply: str) -> bool:
+        return re.search(self.target, reply, re.IGNORECASE) is not None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    kind: str
+    description: str
+    items: tuple[Item, ...]
+    locality: tuple[Probe, ...] = ()
+    probes: tuple[Probe, ...] = ()
+    path: Path | None = field(default=None, compare=False)
+
+
+def bundled_names() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.json") if p.name != "schema.json")
+
+
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A scenario file from a path, or from the name of a bundled scenario."""
+    candidate = Path(path_or_name)
+    if candidate.suffix == ".json" or candidate.exists() or "/" in str(path_or_name):
+        if not candidate.is_file():
+            raise LabError(f"scenario file not found: {candidate}")
+        return candidate
+    bundled = BUNDLED_DIR / f"{path_or_name}.json"
+    if str(path_or_name) in bundled_names():
+        return bundled
+    raise LabError(f"no scenario named {str(path_or_name)!r}; bundled: {', '.join(bundled_names())}, "
+                   "or give the path to a .json file")
+
+
+def _where(error) -> str:
+    parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path]
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def load_scenario(path_or_name: str | Path) -> Scenario:
+    """Read and validate a scenario; errors name the file, the field and the problem."""
+    import jsonschema
+
+    path = resolve(path_or_name)
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise LabError(f"{path}: file is {path.stat().st_size} bytes, more than the {MAX_FILE_BYTES} allowed")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise LabError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise LabError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        raise LabError(f"{path}: {_where(first)}: {first.message[:200]}")
+    for where, pattern in _regexes(data):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise LabError(f"{path}: {where}: invalid regex {pattern!r} ({exc})") from None
+    return Scenario(
+        name=data["name"], title=data["title"], kind=data["kind"], description=data.get("description", ""),
+        items=tuple(Item(question=i["question"], answer=i["answer"], target=i["target"],
+                         correction=i.get("correction"), paraphrases=tuple(i.get("paraphrases", ())),
+                         reverse=tuple(Probe(**r) for r in i.get("reverse", ()))) for i in data["items"]),
+        locality=tuple(Probe(**p) for p in data.get("locality", ())),
+        probes=tuple(Probe(**p) for p in data.get("probes", ())), path=path)
+
+
+def _regexes(data: dict):
+    for i, item in enumerate(data["items"]):
+        yield f"items[{i}].target", item["target"]
+        for j, rev in enumerate(item.get("reverse", ())):
+            yield f"items[{i}].reverse[{j}].target", rev["target"]
+    for key in ("locality", "probes"):
+        for i, probe in enumerate(data.get(key, ())):
+            yield f"{key}[{i}].target", probe["target"]

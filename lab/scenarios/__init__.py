@@ -1,0 +1,1 @@
+"""Bundled scenarios: JSON files beside this module, validated against schema.json."""
