@@ -156,11 +156,7 @@ def load_base(base_path: Path):
             if not (cache / "model.safetensors").exists():
                 tmp = Path(tempfile.mkdtemp(dir=CACHE_DIR, prefix=".dequantizing-"))
                 try:
-                    model = AutoModelForCausalLM.from_pretrained(str(base_path.parent), gguf_file=base_path.name,
-                                                                 torch_dtype=torch.float32)
-                    tokenizer = AutoTokenizer.from_pretrained(str(base_path.parent), gguf_file=base_path.name)
-                    model.save_pretrained(tmp)
-                    tokenizer.save_pretrained(tmp)
+                    _dequantize_to(base_path, tmp)
                     shutil.rmtree(cache, ignore_errors=True)
                     os.replace(tmp, cache)
                 finally:
@@ -169,8 +165,33 @@ def load_base(base_path: Path):
             _loaded[str(cache)] = (str(cache), tokenizer)
         cache_str, tokenizer = _loaded[str(cache)]
     # A fresh model each run (peft wraps it in place); the cache makes this about a second.
-    model = AutoModelForCausalLM.from_pretrained(cache_str, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(cache_str, dtype=torch.float32)
     return model, tokenizer
+
+
+def _dequantize_to(base_path: Path, folder: Path) -> None:
+    """Load the GGUF with transformers (dequantizing it) and save plain safetensors + config."""
+    import contextlib
+    import io
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bar is not for our users
+        model = AutoModelForCausalLM.from_pretrained(str(base_path.parent), gguf_file=base_path.name,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(base_path.parent), gguf_file=base_path.name)
+    # save_pretrained refuses a model loaded from GGUF; the weights themselves are plain tensors.
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # the same tensor as the input embeddings
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
 
 
 # ---- data ----------------------------------------------------------------------------------

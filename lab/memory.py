@@ -282,7 +282,8 @@ _SCHEMA = [
         change_id INTEGER NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, question TEXT, answer TEXT,
         source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
         embedding BLOB NOT NULL, PRIMARY KEY (change_id, id))""",
-    "CREATE TABLE IF NOT EXISTS snapshots (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS snapshots (
+        name TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS snapshot_memories (
         name TEXT NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, question TEXT, answer TEXT,
         source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
@@ -320,8 +321,13 @@ class MemoryStore:
         except OSError as exc:
             raise LabError(f"cannot create the memory folder {self.directory}: {exc.strerror}") from exc
         self._db = self._connect()
-        with self._lock:
-            self._refresh_index()
+        try:
+            with self._lock:
+                self._refresh_index()
+        except BaseException:
+            self._db.close()
+            self._db = None
+            raise
 
     @property
     def embedder(self) -> Embedder:
@@ -544,7 +550,8 @@ class MemoryStore:
                 # One history row per id: replaced or removed (before set), or brought back (before NULL).
                 db.execute(f"INSERT INTO history (change_id, memory_id, op, before, after, at) "
                            f"SELECT ?, m.id, 'restore', {_json_of('m')}, "
-                           f"(SELECT {_json_of('s')} FROM snapshot_memories s WHERE s.name = ? AND s.id = m.id), ? "
+                           f"(SELECT {_json_of('s')} FROM snapshot_memories s "
+                           f"WHERE s.name = ? AND s.id = m.id), ? "
                            f"FROM memories m", [change.id, name, change.at])
                 db.execute(f"INSERT INTO history (change_id, memory_id, op, before, after, at) "
                            f"SELECT ?, s.id, 'restore', NULL, {_json_of('s')}, ? FROM snapshot_memories s "
@@ -632,6 +639,7 @@ class MemoryStore:
             raise LabError(f"the memory database {path} is damaged or unreadable ({exc}); move it aside "
                            "to start afresh, or import an export into a new workspace") from exc
         if stored_dim != self._dim:
+            db.close()
             raise LabError(f"the memories in {path} were embedded with {stored_dim}-dimensional vectors, "
                            f"this embedder makes {self._dim}; use the embedder they were made with")
         return db
@@ -675,9 +683,10 @@ class MemoryStore:
     def _begin_change(self, op: str, undoable: bool = True) -> _Change:
         previous = self._read_generation()
         at = _now()
-        cursor = self._db.execute("INSERT INTO changes (op, summary, at, undoable) VALUES (?, '', ?, ?)",
-                                  [op, at, int(undoable)])
-        return _Change(id=cursor.lastrowid, previous_generation=previous, generation=previous + 1, at=at)
+        # A change's id is the generation it creates: _replay_changes relies on it.
+        self._db.execute("INSERT INTO changes (id, op, summary, at, undoable) VALUES (?, ?, '', ?, ?)",
+                         [previous + 1, op, at, int(undoable)])
+        return _Change(id=previous + 1, previous_generation=previous, generation=previous + 1, at=at)
 
     def _finish_change(self, change: _Change, summary: str) -> None:
         db = self._db
@@ -710,8 +719,9 @@ class MemoryStore:
             with self._transaction() as db:
                 change = self._begin_change(op)
                 # Ids given explicitly so one executemany can insert them all; never below any id used before.
-                first = db.execute("SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
-                                   "COALESCE((SELECT MAX(id) FROM memories), 0))").fetchone()[0] + 1
+                first = 1 + db.execute(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
+                    "COALESCE((SELECT MAX(id) FROM memories), 0))").fetchone()[0]
                 ids = list(range(first, first + len(records)))
                 db.executemany(f"INSERT INTO memories ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                [(memory_id, *record, change.at, change.at, vector.tobytes())
@@ -745,9 +755,9 @@ class MemoryStore:
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._data_version and self._index is not None:
             return
-        self._data_version = version
         if self._index is None or self._read_generation() != self._index_generation:
             self._refresh_index()
+        self._data_version = version  # only once in sync: a failed refresh is retried next time
 
     def _refresh_index(self) -> None:
         """Bring the index to the database's generation, cheapest way first: replay the changes
@@ -776,7 +786,7 @@ class MemoryStore:
         if self._index is None or start is None or start >= generation:
             return False
         db = self._db
-        # Each change row is written in the transaction that bumps the generation by one: ids are generations.
+        # Change ids are the generations they created (see _begin_change).
         if db.execute("SELECT MAX(id) FROM changes").fetchone()[0] != generation:
             return False
         touched = [row[0] for row in db.execute(
@@ -874,7 +884,7 @@ class MemoryStore:
         for i, label in enumerate(ids):
             if label not in self._labels:
                 continue
-            # Back again (undo, restore) or changed (update): revive the label, then replace its vector if it differs.
+            # Back again (undo, restore) or changed (update): revive the label, replace its vector if it differs.
             if label in self._deleted:
                 index.unmark_deleted(label)
                 self._deleted.discard(label)
@@ -910,6 +920,8 @@ class MemoryStore:
     def _save_index(self) -> None:
         """Write memory.hnsw and its meta file atomically; a failure only means a rebuild next time."""
         index_path, meta_path = self.directory / INDEX_FILE, self.directory / INDEX_META_FILE
+        if self._index is None:
+            return
         temp = index_path.with_name(f".{INDEX_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with _file_lock(self.directory / LOCK_FILE):

@@ -2,7 +2,6 @@
 state machine, crashes, damaged index files, bad inputs and threads."""
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -155,6 +154,26 @@ def test_undo_of_add_and_add_many_and_ids_are_never_reused(store):
     with pytest.raises(LabError, match="nothing to undo"):
         store.undo()
     assert store.add_many([]) == []
+
+
+def test_only_the_last_undo_depth_changes_can_be_undone(store, monkeypatch):
+    monkeypatch.setattr(memory_module, "UNDO_DEPTH", 3)
+    for text in POOL[:5]:
+        store.add(text)
+    for _ in range(3):
+        store.undo()
+    with pytest.raises(LabError, match="nothing to undo"):
+        store.undo()
+    assert texts(store) == POOL[:2]
+
+
+def test_opening_and_reading_need_no_embedder(tmp_path, cached):
+    with MemoryStore(tmp_path, cached) as writer:
+        memory = writer.add(REFUND)
+    with MemoryStore(tmp_path) as reader:  # would load the model on first embed, not before
+        assert reader.list() == [memory] and reader.get(memory.id) == memory and len(reader) == 1
+        assert reader.delete(memory.id) == memory and reader.undo() and reader.count() == 1
+        assert reader._embedder is None
 
 
 def test_wipe_and_undo_restore_every_record_with_its_id(store):
@@ -648,7 +667,8 @@ def test_threads_adding_and_searching_at_once(tmp_path, embedder):
               "violin"]
 
     def text(worker, i):
-        return f"Locker {worker * 100 + i} holds a {colours[worker]} {things[i % 10]} from {1900 + 7 * i + worker}."
+        year = 1900 + 7 * i + worker
+        return f"Locker {worker * 100 + i} holds a {colours[worker]} {things[i % 10]} from {year}."
 
     errors = []
     queries = embedder.embed([f"Where is the {colour} {thing}?" for colour in colours for thing in things])
