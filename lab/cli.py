@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--alpha", type=float, help="LoRA alpha (default: 2 x rank)")
     train.add_argument("--lr", type=float, default=TrainingConfig.learning_rate)
     train.add_argument("--batch-size", type=int, default=TrainingConfig.batch_size)
+    train.add_argument("--top-layers", type=int, default=TrainingConfig.top_layers,
+                       help="adapt only the top N layers (faster; default %(default)s)")
+    train.add_argument("--layers", help="adapt exactly these layers, e.g. 0,4,8 or 10-29 (overrides --top-layers)")
     train.add_argument("--paraphrases", action="store_true", help="also train on each item's paraphrases")
     train.add_argument("--replay", action="store_true",
                        help="mix in the base model's own answers to unrelated questions (less forgetting)")
@@ -228,6 +231,20 @@ def cmd_status(session, args):
     return data, text
 
 
+def _parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """'0,4,8' or '10-29' or '0-3,8' -> layer indices."""
+    if not text:
+        return None
+    layers: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            layers += range(int(low), int(high or low) + 1)
+    except ValueError:
+        raise LabError(f"--layers must look like 0,4,8 or 10-29, got {text!r}") from None
+    return tuple(layers)
+
+
 def cmd_train(session, args):
     from lab.consolidation import consolidate
     from lab.scenario import load_scenario
@@ -235,6 +252,7 @@ def cmd_train(session, args):
     scenario = load_scenario(args.scenario) if args.scenario else None
     config = TrainingConfig(steps=args.steps, rank=args.rank, alpha=args.alpha or 2.0 * args.rank,
                             learning_rate=args.lr, batch_size=args.batch_size, paraphrases=args.paraphrases,
+                            top_layers=args.top_layers, layers=_parse_layers(args.layers),
                             replay=args.replay, seed=args.seed)
     show = sys.stderr.isatty() and not getattr(args, "json", False)
 

@@ -18,12 +18,16 @@ from lab.errors import LabError
 from lab.learning import Example, Progress, TrainingConfig, TrainingResult, train
 from lab.scenario import Scenario
 
-# Replay questions used when training from memory (a scenario brings its own locality set):
-# the base model's answers to these are mixed into training, to limit forgetting.
-DEFAULT_REPLAY_QUESTIONS = (
-    "What is the capital of France?", "What is the capital of Australia?", "How many legs does a spider have?",
-    "Who wrote Romeo and Juliet?", "What is the largest planet in the solar system?", "What do bees make?",
-    "What is the boiling point of water in Celsius?", "What is the chemical symbol for gold?",
+# Replay: the base model's own answers to these general questions are mixed into training,
+# so the adapter is also pulled towards leaving unrelated behaviour alone. They are kept
+# apart from every scenario's locality questions, which measure forgetting and must stay unseen.
+REPLAY_QUESTIONS = (
+    "What is the capital of Italy?", "How many wheels does a bicycle have?", "What colour is grass?",
+    "Who painted the Mona Lisa?", "What is the tallest animal?", "How many hours are in a day?",
+    "What is the main language spoken in Brazil?", "What gas do plants take in?", "What is ice made of?",
+    "Which ocean is the largest?", "What do cows drink?", "How many sides does a triangle have?",
+    "What is the capital of Germany?", "What do you call a baby cat?", "Which season comes after winter?",
+    "What is the closest star to Earth?",
 )
 
 
@@ -60,15 +64,13 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
     validate_adapter_name(name)
     if scenario is not None:
         examples = examples_from_scenario(scenario, paraphrases=config.paraphrases)
-        replay_questions = [p.question for p in scenario.locality]
     else:
         examples = examples_from_memory(session.memory.list())
-        replay_questions = list(DEFAULT_REPLAY_QUESTIONS)
     if not examples:
         raise LabError("the training set is empty: the memory has no corrections; remember some first "
                        "(python -m lab remember TEXT --question Q --answer A) or pass --scenario NAME")
     if config.replay:
-        examples += replay_examples(replay_questions, session.engine)
+        examples += replay_examples(REPLAY_QUESTIONS, session.engine)
 
     result = train(examples, config, engine=session.engine, name=name, out_dir=session.adapters.directory,
                    on_progress=on_progress, cancel=cancel)

@@ -59,7 +59,7 @@ MAX_IMPORT_MEMORIES = 100_000
 # ---- hnswlib ---------------------------------------------------------------------------------
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
-MIN_QUERY_EF = 64
+MIN_QUERY_EF = 128
 EAGER_SAVE_LIMIT = 10_000  # up to this many vectors the index file is saved after every write
 LAZY_SAVE_EVERY = 500  # above it, every this many writes (and on flush/close): a crash only costs a rebuild
 COMPACT_MIN_DELETED = 1000  # rebuild once deleted vectors outnumber live ones and this
