@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.common import write_results
 from lab import prompting
+from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.session import LabSession
 
 ZSRE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "zsre_sample.json"
@@ -127,7 +128,8 @@ def main() -> None:
         report["sets"][name] = {"items": len(items), "unrelated": len(unrelated), "base_reliability": base_rel,
                                 "top_scores": scores, "results": rows}
     report["seconds"] = time.perf_counter() - start
-    report["defaults"] = {"format": prompting.DEFAULT_MEMORY_FORMAT, "k": 3, "min_score": 0.5, "best_last": True}
+    report["defaults"] = {"format": prompting.DEFAULT_MEMORY_FORMAT, "k": DEFAULT_K, "min_score": DEFAULT_MIN_SCORE,
+                          "best_last": True}
     write_results("prompt_formats", report)
     session.memory.wipe()
     session.close()

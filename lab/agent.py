@@ -22,10 +22,12 @@ from lab.errors import LabError
 from lab.memory import Hit, MemoryStore
 
 ARMS = ("base", "memory", "learned", "both")
-# Chosen by measurement on the 135M model (bench/prompt_formats.py): 3 notes are enough for a
-# fact and its neighbours, and below ~0.5 cosine a note is usually unrelated, and unrelated
-# notes pull the small model's answer towards them.
-DEFAULT_K = 3
+# Chosen by measurement on the 135M model (bench/prompt_formats.py, README): relevant
+# questions score >= 0.64 against their correction, unrelated ones <= 0.37, so 0.5 keeps
+# unrelated notes out (at 0 the model answered 0-1 in 8 unrelated questions from the notes).
+# One note did as well as three on invented facts and better on zsRE, where a second,
+# near-miss note distracts the small model; it also costs the fewest prompt tokens.
+DEFAULT_K = 1
 DEFAULT_MIN_SCORE = 0.5
 MAX_QUESTION_CHARS = 2000
 
