@@ -11,6 +11,7 @@ computed with the previous weights.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import threading
@@ -225,6 +226,13 @@ class Engine:
         self._llm.reset()
         self._llm._ctx.kv_cache_clear()
 
+    def close(self) -> None:
+        """Free the llama.cpp model now (at interpreter exit its own finaliser can fail noisily)."""
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+
     @property
     def applied_adapter(self) -> str | None:
         """The file of the adapter in effect now, or None."""
@@ -241,5 +249,14 @@ def get_engine(model_path: str | os.PathLike | None = None) -> Engine:
     wanted = resolve_model_path(model_path)
     with _shared_lock:
         if _shared is None or _shared.path != wanted:
+            if _shared is not None:
+                _shared.close()
+            else:
+                atexit.register(_close_shared)
             _shared = Engine(wanted)
         return _shared
+
+
+def _close_shared() -> None:
+    if _shared is not None:
+        _shared.close()

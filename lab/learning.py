@@ -229,6 +229,21 @@ def make_batches(encoded, batch_size: int, rng: random.Random) -> list[list[int]
     return batches
 
 
+# Numbers matter here: SmolLM2's GGUF pre-tokenizer splits digits one by one.
+TOKENIZER_SAMPLE = ("The refund window at Acme Corp is 45 days.", "In 1987: 3.14159, 2:30 pm, bluefin42!",
+                    "Tromsø has 77,000 people; x9 X9 1,240 +31 -7", "  double  spaces\tand\nnew lines ")
+
+
+def tokenizer_matches_llama_cpp(tokenizer, engine) -> bool:
+    """Whether the transformers tokenizer (used by the peft copy) gives llama.cpp's ids.
+
+    Training itself always uses llama.cpp's ids (encode_examples), so the GGUF adapter is
+    right either way; a mismatch is recorded in the adapter's metadata for the peft copy.
+    """
+    return all(tokenizer(t, add_special_tokens=False)["input_ids"] == engine.tokenize(t, special=False)
+               for t in TOKENIZER_SAMPLE)
+
+
 def data_hash(examples: Sequence[Example]) -> str:
     blob = json.dumps([asdict(e) for e in examples], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
@@ -292,10 +307,12 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
                        "or pass --scenario NAME")
     started = time.perf_counter()
     base_path = resolve_model_path(engine.path)
-    model, _tokenizer = load_base(base_path)
+    model, tokenizer = load_base(base_path)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     torch.set_num_threads(os.cpu_count() or 1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
 
     n_layers = model.config.num_hidden_layers
     layers = (sorted(set(config.layers)) if config.layers is not None
@@ -315,8 +332,9 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
 
     runner = _FrozenPrefix(model, layers[0])
     encoded = encode_examples(examples, engine)
+    tokenizer_matches = tokenizer_matches_llama_cpp(tokenizer, engine)
     # Each example alone (no padding), so its frozen prefix is exact; batches then pad the cache.
-    prefix = [runner.hidden(torch.tensor([ids]))[0] for ids, _ in encoded]  # each (T, H)
+    prefix = [runner.hidden(torch.tensor([ids], device=device))[0] for ids, _ in encoded]  # each (T, H)
     batches: list[list[int]] = []
     losses: list[float] = []
     tokens_seen = 0
@@ -328,12 +346,12 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
             batches = make_batches(encoded, config.batch_size, rng)
         batch = batches.pop()
         width = max(len(encoded[i][0]) for i in batch)
-        hidden = torch.zeros((len(batch), width, prefix[0].shape[-1]))  # (B, T, H), right-padded
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)  # (B, T)
+        hidden = torch.zeros((len(batch), width, prefix[0].shape[-1]), device=device)  # (B, T, H), right-padded
+        labels = torch.full((len(batch), width), -100, dtype=torch.long, device=device)  # (B, T)
         for row, i in enumerate(batch):
             ids, labs = encoded[i]
             hidden[row, :len(ids)] = prefix[i]
-            labels[row, :len(labs)] = torch.tensor(labs)
+            labels[row, :len(labs)] = torch.tensor(labs, device=device)
             tokens_seen += len(ids)
         # Causal attention: real tokens never see the padding after them, and padding has no labels.
         loss = runner.loss(hidden, labels)
@@ -371,7 +389,8 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
             "loss_curve": [round(x, 5) for x in losses], "seconds": round(seconds, 2),
             "train_seconds": round(train_seconds, 2), "train_tokens": tokens_seen,
             "train_tokens_per_s": round(tokens_seen / train_seconds, 1),
-            "trainable_parameters": sum(p.numel() for p in trainable),
+            "trainable_parameters": sum(p.numel() for p in trainable), "device": device,
+            "tokenizer_matches_llama_cpp": tokenizer_matches,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return TrainingResult(name=name, path=gguf_tmp, seconds=seconds, steps=config.steps, final_loss=losses[-1],
                           train_tokens_per_s=tokens_seen / train_seconds, loss_curve=losses,

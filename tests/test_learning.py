@@ -30,10 +30,13 @@ def trained(engine, embedder, tmp_path_factory, request):
 
 
 def test_tokenizer_matches_llama_cpp_on_numbers(engine):
+    from lab.learning import TOKENIZER_SAMPLE, tokenizer_matches_llama_cpp
+
     _, tokenizer = load_base(engine.path)
-    for text in ["The refund window at Acme Corp is 45 days.", "In 1987: 3.14159, 2:30 pm and bluefin42!",
-                 "Tromsø has 77,000 people", "x9 X9 1,240 +31"]:
-        assert tokenizer(text, add_special_tokens=False)["input_ids"] == engine.tokenize(text, special=False)
+    assert tokenizer_matches_llama_cpp(tokenizer, engine)
+    assert engine.tokenize("45", special=False) == tokenizer("45", add_special_tokens=False)["input_ids"]
+    assert len(engine.tokenize("1987", special=False)) == 4  # digits one by one
+    assert any(any(c.isdigit() for c in text) for text in TOKENIZER_SAMPLE)
 
 
 def test_a_few_steps_on_two_facts_change_the_answer_and_survive_a_wipe(trained):
@@ -46,6 +49,14 @@ def test_a_few_steps_on_two_facts_change_the_answer_and_survive_a_wipe(trained):
         assert target in learned.answer and learned.answer != base[q]
         assert learned.hits == [] and learned.prompt_tokens == session.agent.answer(q, "base").prompt_tokens
     session.memory.undo()
+
+
+def test_training_is_seeded_and_reproducible(trained, engine, tmp_path):
+    _, result, _ = trained
+    examples = [Example(q, a) for q, a, _ in FACTS]
+    again = train(examples, TrainingConfig(**{**QUICK, "steps": 5}), engine=engine, name="again", out_dir=tmp_path)
+    twice = train(examples, TrainingConfig(**{**QUICK, "steps": 5}), engine=engine, name="twice", out_dir=tmp_path)
+    assert again.loss_curve == twice.loss_curve
 
 
 def test_registry_metadata_records_how_the_adapter_was_made(trained):
