@@ -12,6 +12,7 @@ prompt text sent, token counts and latency. A teacher can show why an answer cha
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -89,9 +90,13 @@ class Agent:
                memory_format: str = prompting.DEFAULT_MEMORY_FORMAT,
                exclude_ids: set[int] | None = None,
                max_tokens: int = DEFAULT_MAX_TOKENS,
+               adapter_file: Path | None = None,
+               reply_cache: dict | None = None,
                on_token: Callable[[str], None] | None = None,
                on_wait: Callable[[], None] | None = None) -> Answer:
-        """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one)."""
+        """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one);
+        `adapter_file` gives an adapter file directly. `reply_cache` (a dict) lets an evaluation
+        reuse the reply to an identical prompt: after a wipe, the memory arm's prompt is the base's."""
         question = validate_question(question)
         arm = validate_arm(arm)
         if not isinstance(k, int) or not 1 <= k <= 50:
@@ -99,7 +104,8 @@ class Agent:
         if not -1.0 <= float(min_score) <= 1.0:
             raise LabError(f"min-score must be between -1 and 1, got {min_score!r}")
 
-        adapter_path = self._adapter_path(arm, adapter)
+        adapter_path = (adapter_file if arm in ("learned", "both") else None) if adapter_file \
+            else self._adapter_path(arm, adapter)
         hits: list[Hit] = []
         retrieval_ms = 0.0
         if arm in ("memory", "both"):
@@ -113,8 +119,14 @@ class Agent:
         else:
             messages = prompting.question_messages(question)
 
-        completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
-                                      on_token=on_token, on_wait=on_wait)
+        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens)
+        if reply_cache is not None and key in reply_cache:
+            completion = reply_cache[key]
+        else:
+            completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
+                                          on_token=on_token, on_wait=on_wait)
+            if reply_cache is not None:
+                reply_cache[key] = completion
         return Answer(question=question, arm=arm, answer=completion.text, hits=hits, messages=messages,
                       prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
                       completion_tokens=completion.completion_tokens,

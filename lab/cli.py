@@ -118,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mix in the base model's own answers to unrelated questions (less forgetting)")
     train.add_argument("--seed", type=int, default=0)
 
+    for command, text in (("eval", "measure each arm on a scenario"),
+                          ("wipe-test", "evaluate, wipe the memory, evaluate again: what survives?")):
+        sub = commands.add_parser(command, parents=[common], help=text)
+        sub.add_argument("--scenario", required=True, help="a scenario file or bundled scenario name")
+        sub.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms (default: all four)")
+        sub.add_argument("--adapter", help="adapter for the learned arms (default: train one on the items)")
+        if command == "wipe-test":
+            sub.add_argument("--train", action="store_true", help="train a fresh adapter on the items first")
+        else:
+            sub.add_argument("--logprob", action="store_true",
+                             help="also the mean teacher-forced log-probability of the answers")
+
+    importer = commands.add_parser("import", parents=[common], help="turn a zsRE or CounterFact file into a scenario")
+    importer.add_argument("format", choices=("zsre", "counterfact"))
+    importer.add_argument("file")
+    importer.add_argument("--out", required=True, help="scenario JSON to write")
+    importer.add_argument("--name", help="scenario name (default: from the output file name)")
+
     commands.add_parser("status", parents=[common], help="model, embedder and workspace status")
     return parser
 
@@ -270,7 +288,76 @@ def cmd_train(session, args):
                               f"{result.path}")
 
 
-HANDLERS = {"train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+def _parse_arms(text: str) -> list[str]:
+    arms = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise LabError(f"unknown arm(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(ARMS)}")
+    return arms
+
+
+def _adapter_for(session, scenario, arms, name, train_now):
+    """The adapter file the learned arms use: --adapter NAME, or one trained on the items
+    (named SCENARIO-auto, reused on later runs unless --train asks for a fresh one)."""
+    from lab.consolidation import consolidate
+
+    if not {"learned", "both"} & set(arms):
+        return None
+    if name and not train_now:
+        return session.adapters.get(name).path
+    auto = name or f"{scenario.name}-auto"
+    if not train_now and auto in [a.name for a in session.adapters.list()]:
+        return session.adapters.get(auto).path
+    return consolidate(session, name=auto, scenario=scenario, activate=False).path
+
+
+def _evaluation(session, args, run):
+    """Run `run` on the scenario with the workspace memory put back afterwards."""
+    from lab.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    arms = _parse_arms(args.arms)
+    adapter = _adapter_for(session, scenario, arms, args.adapter, getattr(args, "train", False))
+    snapshot = "auto-before-eval"
+    session.memory.snapshot(snapshot)  # the evaluation starts from an empty memory; yours comes back
+    try:
+        return scenario, run(scenario, arms, adapter)
+    finally:
+        session.memory.restore(snapshot)
+        session.memory.delete_snapshot(snapshot)
+
+
+def cmd_eval(session, args):
+    from lab.evaluate import METRICS, evaluate_arms, remember_scenario
+
+    def run(scenario, arms, adapter):
+        remember_scenario(session, scenario)
+        return evaluate_arms(session, scenario, arms, adapter_file=adapter, logprob=args.logprob)
+
+    scenario, report = _evaluation(session, args, run)
+    header = f"{'arm':8} " + " ".join(f"{m:>14}" for m in (*METRICS, "prompt_tokens", "latency_ms"))
+    rows = [header] + [f"{arm:8} " + " ".join(
+        f"{'-' if v is None else round(v, 2):>14}" for v in (m[k] for k in (*METRICS, "prompt_tokens", "latency_ms")))
+        for arm, m in report.items()]
+    return {"scenario": scenario.name, "arms": report}, "\n".join(rows)
+
+
+def cmd_wipe_test(session, args):
+    from lab.evaluate import table, wipe_test
+
+    _, report = _evaluation(session, args, lambda scenario, arms, adapter: wipe_test(
+        session, scenario, arms, adapter_file=adapter))
+    return report, table(report)
+
+
+def cmd_import(session, args):
+    from lab.importers import import_dataset
+
+    count, path = import_dataset(args.format, args.file, args.out, name=args.name)
+    return {"scenario": str(path), "items": count}, f"wrote {count} items to {path}"
+
+
+HANDLERS = {"eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
 
 

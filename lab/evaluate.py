@@ -1,0 +1,140 @@
+"""Measuring memory and learning, the way knowledge-editing research does (EasyEdit's
+reliability, generalization, locality and portability), plus what this lab adds.
+
+For each arm, over a scenario:
+    reliability     the item questions (what was corrected)
+    generalization  the items' paraphrases
+    locality        of the unrelated questions the base arm gets right, the share the arm
+                    still gets right (None when the base gets none right)
+    reverse         the reverse questions (knowing A->B, asked B->A)
+    adherence       the held-out probes (a behaviour: does the habit carry over?)
+    prompt_tokens, latency_ms   means per question
+    answer_logprob  mean teacher-forced log-probability per token of the item answers
+                    (a continuous companion to reliability; optional, it costs time)
+A metric with no questions is None, not 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.agent import ARMS
+from lab.scenario import Scenario
+
+METRICS = ("reliability", "generalization", "locality", "reverse", "adherence")
+EVAL_MAX_TOKENS = 32  # replies are one sentence; the target shows up early
+
+
+@dataclass
+class _Asked:
+    correct: bool
+    prompt_tokens: int
+    latency_ms: float
+
+
+def _share(results: list[_Asked]) -> float | None:
+    return sum(r.correct for r in results) / len(results) if results else None
+
+
+def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None,
+                  k: int | None = None, min_score: float | None = None, logprob: bool = False,
+                  reply_cache: dict | None = None) -> dict[str, dict]:
+    """Metrics for each arm on the scenario, with the workspace memory as it is now."""
+    from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
+
+    agent = session.agent
+    cache = reply_cache if reply_cache is not None else {}
+    options = dict(k=k or DEFAULT_K, min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
+                   adapter_file=adapter_file, reply_cache=cache, max_tokens=EVAL_MAX_TOKENS)
+
+    def ask(question: str, arm: str, matches) -> _Asked:
+        answer = agent.answer(question, arm, **options)
+        return _Asked(bool(matches(answer.answer)), answer.prompt_tokens, answer.latency_ms)
+
+    # Which locality questions the base model gets right: the others cannot be "kept".
+    base_right = [p for p in scenario.locality if ask(p.question, "base", p.matches).correct]
+    report = {}
+    for arm in arms:
+        groups = {
+            "reliability": [ask(i.question, arm, i.matches) for i in scenario.items],
+            "generalization": [ask(p, arm, i.matches) for i in scenario.items for p in i.paraphrases],
+            "locality": [ask(p.question, arm, p.matches) for p in base_right],
+            "reverse": [ask(r.question, arm, r.matches) for i in scenario.items for r in i.reverse],
+            "adherence": [ask(p.question, arm, p.matches) for p in scenario.probes],
+        }
+        asked = [r for results in groups.values() for r in results]
+        metrics = {name: _share(results) for name, results in groups.items()}
+        metrics["prompt_tokens"] = statistics.fmean(r.prompt_tokens for r in asked) if asked else None
+        metrics["latency_ms"] = statistics.fmean(r.latency_ms for r in asked) if asked else None
+        if logprob:
+            metrics["answer_logprob"] = _answer_logprob(session, scenario, arm, options)
+        report[arm] = metrics
+    return report
+
+
+def _answer_logprob(session, scenario: Scenario, arm: str, options: dict) -> float:
+    """Mean per-token teacher-forced log-probability of each item's answer under this arm."""
+    values = []
+    for item in scenario.items:
+        answer = session.agent.answer(item.question, arm, **{**options, "max_tokens": 1})
+        n_tokens = max(1, len(session.engine.tokenize(item.answer, special=False)))
+        adapter = options["adapter_file"] if arm in ("learned", "both") else None
+        if adapter is None and arm in ("learned", "both"):
+            active = session.adapters.active()
+            adapter = active.path if active else None
+        values.append(session.engine.score(answer.messages, item.answer, adapter=adapter) / n_tokens)
+    return statistics.fmean(values)
+
+
+def remember_scenario(session, scenario: Scenario) -> int:
+    """Start from an empty memory and remember every item's correction."""
+    session.memory.wipe()
+    session.memory.add_many([{"text": i.correction_text, "question": i.question, "answer": i.answer,
+                              "source": f"scenario:{scenario.name}"} for i in scenario.items])
+    return len(scenario.items)
+
+
+def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None) -> dict:
+    """Evaluate, wipe the memory, evaluate again. Training is not part of it (or of `seconds`)."""
+    start = time.perf_counter()
+    remember_scenario(session, scenario)
+    cache: dict = {}
+    before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+    session.memory.wipe()
+    after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+    return {"scenario": scenario.name, "before": before, "after": after,
+            "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2)}
+
+
+def survivors(before: dict, after: dict, tolerance: float = 0.05) -> dict[str, dict[str, bool | None]]:
+    """Per arm and metric: did an improvement over the base arm survive the wipe?
+    None where there was no improvement to lose."""
+    base = before.get("base", {})
+    result = {}
+    for arm, metrics in before.items():
+        result[arm] = {}
+        for name in METRICS:
+            b, a, reference = metrics.get(name), after.get(arm, {}).get(name), base.get(name)
+            if b is None or a is None or reference is None or b <= reference + tolerance:
+                result[arm][name] = None
+            else:
+                result[arm][name] = a >= b - tolerance
+    return result
+
+
+def table(report: dict) -> str:
+    """A readable before/after table for the terminal."""
+    def cell(v):
+        return "  -  " if v is None else f"{v:5.2f}"
+
+    lines = [f"{'arm':8} {'metric':15} {'before':>6} {'after':>6}  survived"]
+    for arm, metrics in report["before"].items():
+        for name in METRICS:
+            survived = report["survived"][arm][name]
+            mark = {True: "yes", False: "NO (lost in the wipe)", None: ""}[survived]
+            lines.append(f"{arm:8} {name:15} {cell(metrics[name]):>6} {cell(report['after'][arm][name]):>6}  {mark}")
+    lines.append(f"{report['seconds']:.1f} s, training excluded")
+    return "\n".join(lines)
