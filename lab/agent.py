@@ -92,6 +92,7 @@ class Agent:
                max_tokens: int = DEFAULT_MAX_TOKENS,
                adapter_file: Path | None = None,
                reply_cache: dict | None = None,
+               stop_when: Callable[[str], bool] | None = None,
                on_token: Callable[[str], None] | None = None,
                on_wait: Callable[[], None] | None = None) -> Answer:
         """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one);
@@ -119,12 +120,12 @@ class Agent:
         else:
             messages = prompting.question_messages(question)
 
-        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens)
+        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens, stop_when)
         if reply_cache is not None and key in reply_cache:
             completion = reply_cache[key]
         else:
             completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
-                                          on_token=on_token, on_wait=on_wait)
+                                          on_token=on_token, on_wait=on_wait, stop_when=stop_when)
             if reply_cache is not None:
                 reply_cache[key] = completion
         return Answer(question=question, arm=arm, answer=completion.text, hits=hits, messages=messages,

@@ -119,8 +119,11 @@ class Engine:
     def chat(self, messages: Sequence[dict], *, adapter: str | os.PathLike | None = None,
              max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = DEFAULT_STOP,
              on_token: Callable[[str], None] | None = None,
-             on_wait: Callable[[], None] | None = None) -> Completion:
-        """Answer `messages` greedily. `on_token` receives the text as it streams."""
+             on_wait: Callable[[], None] | None = None,
+             stop_when: Callable[[str], bool] | None = None) -> Completion:
+        """Answer `messages` greedily. `on_token` receives the text as it streams; `stop_when`
+        ends generation early once it returns True for the text so far (an evaluation that
+        has seen the target needs no more tokens: the verdict cannot change)."""
         prompt = self.format_prompt(messages)
         self._acquire(on_wait)
         try:
@@ -142,6 +145,8 @@ class Engine:
                     pieces.append(piece)
                     if on_token is not None:
                         on_token(piece)
+                    if stop_when is not None and stop_when("".join(pieces)):
+                        break
             latency_ms = (time.perf_counter() - start) * 1000
             prompt_tokens = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._adds_bos(),
                                                    special=True))

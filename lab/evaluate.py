@@ -25,7 +25,7 @@ from lab.agent import ARMS
 from lab.scenario import Scenario
 
 METRICS = ("reliability", "generalization", "locality", "reverse", "adherence")
-EVAL_MAX_TOKENS = 32  # replies are one sentence; the target shows up early
+EVAL_MAX_TOKENS = 24  # replies are one sentence; the target shows up early
 
 
 @dataclass
@@ -51,7 +51,8 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
                    adapter_file=adapter_file, reply_cache=cache, max_tokens=EVAL_MAX_TOKENS)
 
     def ask(question: str, arm: str, matches) -> _Asked:
-        answer = agent.answer(question, arm, **options)
+        # Stop as soon as the target shows: a later token cannot undo a match.
+        answer = agent.answer(question, arm, stop_when=matches, **options)
         return _Asked(bool(matches(answer.answer)), answer.prompt_tokens, answer.latency_ms)
 
     # Which locality questions the base model gets right: the others cannot be "kept".
