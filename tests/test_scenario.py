@@ -44,3 +44,14 @@ def test_unknown_names_and_missing_files():
         load_scenario("nope")
     with pytest.raises(LabError, match="not found"):
         load_scenario("/no/such/file.json")
+
+
+def test_every_bundled_scenario_is_valid_and_the_kinds_are_covered():
+    scenarios = {name: load_scenario(name) for name in bundled_names()}
+    assert {"acme", "fix-the-model", "preferences", "pirate", "poisoning"} <= set(scenarios)
+    assert scenarios["pirate"].kind == "behavior" and scenarios["pirate"].probes
+    # Probes are held out: never one of the trained or remembered questions.
+    for scenario in scenarios.values():
+        asked = {i.question for i in scenario.items}
+        assert not asked & {p.question for p in scenario.probes}
+        assert not asked & {p.question for p in scenario.locality}
