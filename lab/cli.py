@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--out", required=True, help="scenario JSON to write")
     importer.add_argument("--name", help="scenario name (default: from the output file name)")
 
+    curve = commands.add_parser("curve", parents=[common],
+                                help="score against corrections remembered and against training steps")
+    curve.add_argument("--scenario", required=True)
+    curve.add_argument("--steps", default="10,20,30,40", help="training steps to measure (comma-separated)")
+    curve.add_argument("--no-learning", action="store_true", help="only the memory curve (no training)")
+
+    explain = commands.add_parser("explain", parents=[common], help="which retrieved memory changed the answer?")
+    explain.add_argument("question")
+    explain.add_argument("--arm", choices=("memory", "both"), default="memory")
+    explain.add_argument("--k", type=int, default=3)
+    explain.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
+
     commands.add_parser("status", parents=[common], help="model, embedder and workspace status")
     return parser
 
@@ -357,7 +369,50 @@ def cmd_import(session, args):
     return {"scenario": str(path), "items": count}, f"wrote {count} items to {path}"
 
 
-HANDLERS = {"eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+def cmd_curve(session, args):
+    from lab.curves import learning_curve, memory_curve
+    from lab.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    try:
+        steps = [int(x) for x in args.steps.split(",") if x.strip()]
+    except ValueError:
+        raise LabError(f"--steps must be whole numbers separated by commas, got {args.steps!r}") from None
+    snapshot = "auto-before-curve"
+    session.memory.snapshot(snapshot)
+    try:
+        memory = memory_curve(session, scenario)
+        learned = [] if args.no_learning else learning_curve(session, scenario, steps)
+    finally:
+        session.memory.restore(snapshot)
+        session.memory.delete_snapshot(snapshot)
+    lines = ["memory arm: corrections -> reliability / generalization"]
+    lines += [f"  {p['corrections']:4d} -> {p['reliability']:.2f} / {_fmt(p['generalization'])}" for p in memory]
+    if learned:
+        lines.append("learned arm: steps -> reliability / generalization / locality (seconds)")
+        lines += [f"  {p['steps']:4d} -> {p['reliability']:.2f} / {_fmt(p['generalization'])} / "
+                  f"{_fmt(p['locality'])} ({p['seconds']} s)" for p in learned]
+    return {"scenario": scenario.name, "memory": memory, "learned": learned}, "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def cmd_explain(session, args):
+    from lab.attribution import explain
+
+    result = explain(session.agent, args.question, arm=args.arm, k=args.k, min_score=args.min_score)
+    lines = [f"answer: {result.answer}", f"without any memory: {result.base_answer}"]
+    if not result.ablations:
+        lines.append("no memory was retrieved, so none changed the answer")
+    for a in result.ablations:
+        verdict = "CHANGED the answer" if a.changed else "did not change it"
+        lines.append(f"[{a.id}] score {a.score:.3f} {a.text}\n    without it: {a.answer_without}  -> {verdict}")
+    return result.to_json(), "\n".join(lines)
+
+
+HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
 
 

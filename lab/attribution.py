@@ -1,0 +1,54 @@
+"""Attribution: which retrieved memory changed the answer?
+
+Answer once with the memory arm, then again with each retrieved memory left out in turn.
+A memory whose removal changes the answer is one the answer depended on. This is a
+leave-one-out test, the simplest honest answer to "why did it say that?".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Ablation:
+    id: int
+    text: str
+    score: float
+    answer_without: str
+    changed: bool
+
+
+@dataclass
+class Explanation:
+    question: str
+    answer: str
+    base_answer: str
+    ablations: list[Ablation] = field(default_factory=list)
+
+    @property
+    def decisive(self) -> list[int]:
+        """Ids of the memories whose removal changed the answer."""
+        return [a.id for a in self.ablations if a.changed]
+
+    def to_json(self) -> dict:
+        return {"question": self.question, "answer": self.answer, "base_answer": self.base_answer,
+                "hits": [{"id": a.id, "text": a.text, "score": round(a.score, 4)} for a in self.ablations],
+                "ablations": [{"id": a.id, "answer_without": a.answer_without, "changed": a.changed}
+                              for a in self.ablations],
+                "decisive": self.decisive}
+
+
+def explain(agent, question: str, *, arm: str = "memory", k: int = 3, min_score: float | None = None) -> Explanation:
+    """Leave each retrieved memory out in turn and see whether the answer changes."""
+    from lab.agent import DEFAULT_MIN_SCORE
+
+    min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
+    full = agent.answer(question, arm, k=k, min_score=min_score)
+    base_arm = "learned" if arm == "both" else "base"
+    base = agent.answer(question, base_arm)
+    ablations = []
+    for hit in full.hits:
+        without = agent.answer(question, arm, k=k, min_score=min_score, exclude_ids={hit.id})
+        ablations.append(Ablation(hit.id, hit.text, float(hit.score), without.answer, without.answer != full.answer))
+    return Explanation(question=full.question, answer=full.answer, base_answer=base.answer, ablations=ablations)
