@@ -1,36 +1,33 @@
-"""Memory vs Learning Lab: the home page. The full set of pages arrives with the app issue."""
+"""Memory vs Learning Lab: the home page."""
 
 import streamlit as st
 
+import ui
 from lab.errors import LabError
-from lab.session import LabSession
 
 st.set_page_config(page_title="Memory vs Learning Lab", page_icon="🧪", layout="wide")
 
 st.title("Memory vs Learning Lab")
-st.markdown(
-    """
-**Memory** keeps corrections *outside* a frozen model and slips the relevant ones into its
-prompt. It works in milliseconds, and it is gone the moment the store is wiped.
-
-**Learning** changes the model's *weights* (here: a small LoRA adapter trained on the same
-corrections). It takes minutes, costs no prompt tokens, and it is still there after a wipe.
-
-**The wipe test** tells them apart: erase the memory and see which improvement survives.
-"""
-)
-
-
-@st.cache_resource(show_spinner="Loading the model and the embedder…")
-def _status():
-    session = LabSession.open()
-    info = session.engine.info
-    return info, session.workspace
-
+memory_col, learning_col, wipe_col = st.columns(3)
+memory_col.markdown(
+    "### Memory\nCorrections are kept **outside** a frozen model and slipped into its prompt when a "
+    "question looks related. Stored in milliseconds, specific, and gone the moment the store is wiped.")
+learning_col.markdown(
+    "### Learning\nA small LoRA adapter is trained on the same corrections and changes the model's "
+    "**weights**. It takes seconds to minutes, costs no prompt tokens, can generalise a habit, "
+    "and can disturb what the model knew.")
+wipe_col.markdown(
+    "### The wipe test\nErase the memory and ask again. An improvement that vanishes lived in "
+    "memory; one that stays lives in the weights. Most \"self-learning\" agents are the first kind.")
 
 try:
-    info, workspace = _status()
-    st.success(f"Model: {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) · "
-               f"workspace: {workspace.name}")
+    lab = ui.session()
+    info = lab.engine.info
+    st.success(f"Model: {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) · embedder: "
+               f"all-MiniLM-L6-v2 · workspace: {lab.workspace.name} · {len(lab.memory)} memories · "
+               f"adapter: {lab.adapters.active_name() or 'none'}")
 except LabError as error:
-    st.error(str(error))
+    ui.show_error(error)
+
+st.markdown("**Start here:** ask a question in the **Playground**, correct the wrong answer, "
+            "then run the **Wipe Test**. The **Memory** page shows and edits what is stored.")

@@ -1,0 +1,54 @@
+"""Every page, driven by Streamlit's AppTest on the real model, embedder and memory."""
+
+import sys
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # pages import `ui` from the project root, as under `streamlit run`
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / name), default_timeout=300)
+
+
+def test_playground_ask_correct_and_ask_again():
+    app = page("1_Playground.py").run()
+    assert not app.exception
+    app.text_input[0].input("What is the refund window at Acme Corp?")
+    app.button[0].click().run()
+    answers = app.session_state["answers"]
+    assert set(answers) == {"base", "memory"} and "45" not in answers["memory"].answer
+    assert any("python -m lab train" in w.value for w in app.warning)  # learned arms explain themselves
+    app.text_input(key="correction").input("The refund window at Acme Corp is 45 days.")
+    app.button[1].click().run()
+    assert not app.exception and app.success
+    app.button[0].click().run()
+    assert "45 days" in app.session_state["answers"]["memory"].answer
+
+
+def test_memory_page_add_search_and_guarded_wipe():
+    app = page("2_Memory.py").run()
+    assert not app.exception
+    app.text_input[1].input("Our office dog is called Biscuit.")
+    app.button[0].click().run()
+    lab = app.session_state["lab"]
+    assert [m.text for m in lab.memory.list()] == ["Our office dog is called Biscuit."]
+    wipe = [b for b in app.button if b.label == "Wipe memory"][0]
+    assert wipe.disabled  # nothing is wiped without the confirmation
+    app.checkbox[0].check().run()
+    [b for b in app.button if b.label == "Wipe memory"][0].click().run()
+    assert len(lab.memory) == 0 and not app.exception
+
+
+def test_wipe_test_page_reveals_against_the_prediction():
+    app = page("3_Wipe_Test.py").run()
+    assert not app.exception
+    app.selectbox[0].select("poisoning")
+    app.radio(key="p-memory").set_value("loses it")
+    [b for b in app.button if b.label == "Run the wipe test"][0].click().run()
+    assert not app.exception
+    report = app.session_state["wipe"]
+    assert report["before"]["memory"]["reliability"] > report["after"]["memory"]["reliability"]
+    assert any("memory: you said it loses it; it loses it." in s.value for s in app.success)
