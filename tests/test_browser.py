@@ -1,0 +1,131 @@
+"""End to end in a real browser: `streamlit run` on localhost, driven by Playwright in
+Debian's chromium (a test tool's own browser download cannot work offline).
+
+The main flow of the lab: ask, see the wrong answer, correct it, see it fixed, wipe,
+see it wrong again. Screenshots go to tests/output/.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "tests" / "output"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+QUESTION = "What is the refund window at Acme Corp?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "LAB_HOME": str(tmp_path_factory.mktemp("browser-home"))}
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield instance
+        instance.close()
+
+
+def _shot(page, name):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def _no_exception(page):
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def _memory_answer(page) -> str | None:
+    expander = page.locator("[data-testid='stExpander']").filter(has_text="memory:")
+    return expander.first.inner_text() if expander.count() else None
+
+
+def _ask(page) -> str:
+    """Click Ask and wait until the memory arm's answer is a new one (pages keep the last)."""
+    before = _memory_answer(page)
+    page.get_by_role("button", name="Ask").click()
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        page.wait_for_timeout(500)
+        now = _memory_answer(page)
+        if now is not None and now != before:
+            return now
+    pytest.fail(f"no new memory-arm answer appeared (still {before!r})")
+
+
+def test_every_page_loads_without_an_exception(server, browser):
+    page = browser.new_page()
+    for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test")]:
+        page.goto(f"{server}/{path}")
+        page.wait_for_selector("h1", timeout=120_000)
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        _shot(page, f"page-{name}")
+    page.close()
+
+
+def test_ask_correct_fixed_wipe_wrong_again(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/Playground")
+    page.get_by_label("Question").fill(QUESTION)
+    first = _ask(page)
+    assert "45" not in first
+    _shot(page, "flow-1-wrong")
+
+    page.get_by_label("The right answer").fill("The refund window at Acme Corp is 45 days.")
+    page.get_by_role("button", name="Remember the correction").click()
+    page.get_by_text("Remembered [").wait_for(timeout=60_000)
+    fixed = _ask(page)
+    assert "45 days" in fixed
+    _shot(page, "flow-2-fixed")
+
+    page.get_by_role("link", name="Memory").first.click()
+    page.get_by_text("I understand").click()
+    page.get_by_role("button", name="Wipe memory").click()
+    page.get_by_text("0 memories").wait_for(timeout=60_000)
+    _shot(page, "flow-3-wiped")
+
+    page.get_by_role("link", name="Playground").first.click()
+    page.get_by_label("Question").fill(QUESTION)
+    again = _ask(page)
+    assert "45" not in again
+    _shot(page, "flow-4-wrong-again")
+    _no_exception(page)
+    page.close()
