@@ -92,7 +92,7 @@ def _ask(page) -> str:
 
 def test_every_page_loads_without_an_exception(server, browser):
     page = browser.new_page()
-    for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test")]:
+    for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test"), ("Learning", "learning")]:
         page.goto(f"{server}/{path}")
         page.wait_for_selector("h1", timeout=120_000)
         page.wait_for_timeout(1500)

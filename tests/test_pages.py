@@ -52,3 +52,24 @@ def test_wipe_test_page_reveals_against_the_prediction():
     report = app.session_state["wipe"]
     assert report["before"]["memory"]["reliability"] > report["after"]["memory"]["reliability"]
     assert any("memory: you said it loses it; it loses it." in s.value for s in app.success)
+
+
+def test_learning_page_trains_off_thread_and_lists_the_adapter():
+    import time
+
+    app = page("4_Learning.py").run()
+    assert not app.exception
+    lab = app.session_state["lab"]
+    lab.memory.add("The refund window at Acme Corp is 45 days.", question="What is the refund window at Acme Corp?",
+                   answer="The refund window at Acme Corp is 45 days.")
+    app.slider[0].set_value(10)
+    app.text_input[0].input("v1")
+    [b for b in app.button if b.label == "Train"][0].click().run()
+    job = app.session_state["job"]
+    job.wait(300)
+    assert job.state == "done", job.error
+    time.sleep(0.1)
+    app.run()
+    assert not app.exception
+    assert lab.adapters.active_name() == "v1"
+    assert any("v1" in m.value for m in app.markdown)
