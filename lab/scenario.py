@@ -21,13 +21,18 @@ SCHEMA_PATH = BUNDLED_DIR / "schema.json"
 MAX_FILE_BYTES = 20 * 1024 * 1024
 
 
+def target_matches(target: str, reply: str) -> bool:
+    """Whether a reply contains the target regex, case-insensitively."""
+    return re.search(target, reply, re.IGNORECASE) is not None
+
+
 @dataclass(frozen=True)
 class Probe:
     question: str
     target: str
 
     def matches(self, reply: str) -> bool:
-        return re.search(self.target, reply, re.IGNORECASE) is not None
+        return target_matches(self.target, reply)
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Item:
         return self.correction or f"{self.question} {self.answer}"
 
     def matches(self, reply: str) -> bool:
-        return re.search(self.target, reply, re.IGNORECASE) is not None
+        return target_matches(self.target, reply)
 
 
 @dataclass(frozen=True)
