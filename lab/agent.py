@@ -121,10 +121,11 @@ class Agent:
         else:
             messages = prompting.question_messages(question)
 
-        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens, stop_when)
-        if reply_cache is not None and key in reply_cache:
-            completion = reply_cache[key]
-        else:
+        # Only evaluations pass a cache; a plain ask should not render the template twice.
+        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens, stop_when) \
+            if reply_cache is not None else None
+        completion = reply_cache.get(key) if reply_cache is not None else None
+        if completion is None:
             completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
                                           on_token=on_token, on_wait=on_wait, stop_when=stop_when)
             if reply_cache is not None:
