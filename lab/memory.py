@@ -400,6 +400,25 @@ class MemoryStore:
                 for label, score in scored if label in memories]
         return sorted(hits, key=lambda hit: -hit.score)
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """The stored embeddings of these memories, in the order given: (len(ids), dim) float32.
+
+        The very vectors search compares queries with, read back rather than re-embedded
+        (the map of the Memory page draws them). An unknown id is NotFound.
+        """
+        if not isinstance(ids, (list, tuple)):
+            raise LabError(f"vectors needs a list of memory ids, not {type(ids).__name__}")
+        ids = [_check_id(memory_id) for memory_id in ids]
+        with self._lock:
+            self._sync()
+            rows = dict(self._db.execute("SELECT id, embedding FROM memories WHERE id IN "
+                                         "(SELECT value FROM json_each(?))", [json.dumps(ids)]).fetchall())
+        missing = [memory_id for memory_id in ids if memory_id not in rows]
+        if missing:
+            raise NotFound(f"no memory with id {missing[0]}; list the memories to see their ids")
+        # A copy: frombuffer gives a read-only view of the SQLite blobs.
+        return self._vectors([(memory_id, rows[memory_id]) for memory_id in ids]).copy()
+
     # ---- writing --------------------------------------------------------------------------------
 
     def add(self, text: str, question: str | None = None, answer: str | None = None,

@@ -1,56 +1,296 @@
-"""Memory: what the agent remembers, and the wipe button."""
+"""Memory: what the agent remembers, how a question finds it, and how to save, move or wipe it."""
+
+import re
+import tempfile
+import textwrap
+from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 import ui
+from lab import prompting
+from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
+from lab.embedding_map import project_2d
 from lab.errors import LabError
+from lab.memory import validate_text
+
+MAP_LIMIT = 5000  # memories drawn on the map (plus any retrieved); more makes the chart sluggish
 
 st.set_page_config(page_title="Memory · Memory vs Learning Lab", layout="wide")
 st.title("Memory")
+st.caption("Notes kept outside the model and found again by meaning. Storing one takes milliseconds; "
+           "the model's weights never change.")
 lab = ui.session()
 store = lab.memory
 
-memories = store.list()
-st.caption(f"{len(memories)} memories in workspace `{lab.workspace.name}`")
-st.dataframe(pd.DataFrame([{"id": m.id, "text": m.text, "question": m.question, "source": m.source,
-                            "updated": m.updated_at} for m in memories],
-                          columns=["id", "text", "question", "source", "updated"]),
-             hide_index=True, use_container_width=True)
 
-query = st.text_input("Search the memory")
-if query:
+def done(message: str, **reset) -> None:
+    """Redraw the page with the change made, then show `message`; `reset` sets widgets before they are drawn."""
+    st.session_state["memory_notice"] = message
+    st.session_state["memory_reset"] = reset
+    st.rerun()
+
+
+def hover(text: str) -> str:
+    return textwrap.fill(text, 60).replace("\n", "<br>")
+
+
+# Widget values can only be set before the widget is drawn: hence on the run after a change.
+st.session_state.update(st.session_state.pop("memory_reset", {}))
+if notice := st.session_state.pop("memory_notice", None):
+    st.success(notice)
+
+try:
+    memories = store.list()
+except LabError as error:
+    ui.show_error(error)
+    st.stop()
+by_id = {m.id: m for m in memories}
+st.caption(f"{len(memories)} memor{'y' if len(memories) == 1 else 'ies'} in workspace `{lab.workspace.name}`")
+
+table_tab, explorer_tab, files_tab = st.tabs(["Memories", "Retrieval explorer", "Snapshots and files"])
+
+# ---- the memories: table, add, edit, delete, undo ------------------------------------------------
+with table_tab:
+    needle = st.text_input("Search the memories", key="table_search", placeholder="words to look for").strip()
+    shown = [m for m in memories
+             if needle.lower() in " ".join(filter(None, (m.text, m.question, m.answer))).lower()]
+    if needle:
+        st.caption(f"{len(shown)} of {len(memories)} memories contain “{needle}”")
+    # A DataFrame with named columns, so an empty memory still shows its headers.
+    st.dataframe(pd.DataFrame([(m.id, m.text, m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
+                               for m in shown], columns=["id", "text", "question", "answer", "source", "updated"]),
+                 hide_index=True, width="stretch")
+    if st.button("Undo the last change", key="undo", help="Adds, edits, deletes, imports, restores and wipes"):
+        try:
+            undone = store.undo()
+            done(undone[:1].upper() + undone[1:] + ".")
+        except LabError as error:
+            ui.show_error(error)
+
+    add_column, edit_column = st.columns(2)
+    with add_column:
+        st.subheader("Add a memory")
+        text = st.text_area("Memory", key="add_text", placeholder="The refund window at Acme Corp is 45 days.")
+        question = st.text_input("The question it answers (optional)", key="add_question")
+        answer = st.text_input("The answer (optional)", key="add_answer")
+        if st.button("Add", key="add", type="primary"):
+            try:
+                memory = store.add(text, question=question.strip() or None, answer=answer.strip() or None)
+                done(f"Remembered [{memory.id}].", add_text="", add_question="", add_answer="")
+            except LabError as error:
+                ui.show_error(error)
+
+    with edit_column:
+        st.subheader("Edit or delete")
+        if not memories:
+            st.caption("Nothing to edit yet.")
+        else:
+            if st.session_state.get("edit_id") not in by_id:
+                st.session_state.pop("edit_id", None)  # deleted meanwhile: fall back to the first memory
+            chosen = by_id[st.selectbox("Which memory", list(by_id), key="edit_id",
+                                        format_func=lambda i: f"[{i}] {by_id[i].text[:80]}")]
+            # Fill the fields when the choice or the memory changes, not on every run: that would undo the typing.
+            if st.session_state.get("edit_loaded") != (chosen.id, chosen.updated_at):
+                st.session_state.update(edit_text=chosen.text, edit_question=chosen.question or "",
+                                        edit_answer=chosen.answer or "", edit_loaded=(chosen.id, chosen.updated_at))
+            new_text = st.text_area("Text", key="edit_text")
+            new_question = st.text_input("Question (empty: none)", key="edit_question")
+            new_answer = st.text_input("Answer (empty: none)", key="edit_answer")
+            save, delete = st.columns(2)
+            if save.button("Save changes", key="edit_save", type="primary"):
+                try:
+                    updated = store.update(chosen.id, text=new_text, question=new_question.strip(),
+                                           answer=new_answer.strip())
+                    done("Nothing changed." if updated == chosen else
+                         f"Saved [{chosen.id}]." + (" New text, so it was embedded again."
+                                                    if updated.text != chosen.text else ""))
+                except LabError as error:
+                    ui.show_error(error)
+            if delete.button("Delete", key="edit_delete"):
+                try:
+                    store.delete(chosen.id)
+                    done(f"Deleted [{chosen.id}]. Undo brings it back.")
+                except LabError as error:
+                    ui.show_error(error)
+
+# ---- retrieval explorer: what a question finds, what passes, what the model is sent --------------
+with explorer_tab:
+    st.markdown("Ask as a student would. The memory arm fetches the **k** nearest memories and keeps only "
+                "those at or above the **threshold**; the rest never reach the model.")
+    query = st.text_input("Question", key="explore_query", placeholder="What is the refund window at Acme Corp?")
+    left, right = st.columns(2)
+    k = left.slider("Memories to fetch (k)", 1, 10, DEFAULT_K, key="explore_k")
+    threshold = right.slider("Similarity threshold", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.01, key="explore_threshold")
+
+    query_vector, candidates, injected, prompt = None, [], [], None
+    if query.strip():
+        try:
+            asked = validate_text(query, "question")
+            query_vector = store.embedder.embed_one(asked)  # embedded once: the search and the map share it
+            # min_score=-1 keeps all k, so the ones the threshold drops can be shown too.
+            candidates = store.search_vector(query_vector, k=k, min_score=-1.0)
+            injected = [hit for hit in candidates if hit.score >= threshold]
+            # As the agent does: the best note goes last, next to the question.
+            prompt = lab.engine.format_prompt(prompting.memory_messages(asked, [h.text for h in reversed(injected)]))
+            base_prompt = lab.engine.format_prompt(prompting.question_messages(asked))
+            extra_tokens = lab.engine.count_tokens(prompt) - lab.engine.count_tokens(base_prompt)
+        except LabError as error:
+            ui.show_error(error)
+            query_vector, candidates, injected, prompt = None, [], [], None
+
+    found_column, map_column = st.columns(2)
+    with found_column:
+        st.subheader("Candidates")
+        if prompt is None:
+            st.info("Type a question to see which memories it finds.")
+        elif not candidates:
+            st.info("The memory is empty, so nothing is found: the memory arm sends the base prompt.")
+        else:
+            st.markdown(f"**{len(injected)} of {len(candidates)}** reach the threshold {threshold:.2f} "
+                        "and go into the prompt.")
+            st.dataframe([{"rank": rank, "id": hit.id, "score": round(hit.score, 3),
+                           "prompt": "✔ injected" if hit.score >= threshold else "✖ filtered out", "text": hit.text}
+                          for rank, hit in enumerate(candidates, 1)],
+                         column_config={"text": st.column_config.TextColumn(width="large")},
+                         hide_index=True, width="stretch")
+            bars = go.Figure(go.Bar(
+                x=[hit.score for hit in candidates], y=[f"[{hit.id}]" for hit in candidates], orientation="h",
+                marker_color=["#2ca02c" if hit.score >= threshold else "#bbbbbb" for hit in candidates],
+                hovertext=[hover(hit.text) for hit in candidates], hoverinfo="text+x"))
+            bars.add_vline(x=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top")
+            bars.update_layout(title="Cosine score of each candidate", xaxis_range=[min(0.0, *bars.data[0].x), 1],
+                               yaxis_autorange="reversed", height=120 + 30 * len(candidates),
+                               margin=dict(t=40, b=10))
+            st.plotly_chart(bars, width="stretch", key="explore_scores")
+
+    with map_column:
+        st.subheader("Map of the memory")
+        if not memories:
+            st.info("No memories yet: add some to see where they sit.")
+        else:
+            try:
+                mapped = memories[:MAP_LIMIT]
+                drawn = {m.id for m in mapped}
+                mapped += [by_id[hit.id] for hit in candidates if hit.id not in drawn]
+                vectors = store.vectors([m.id for m in mapped])
+                points, query_point, explained = project_2d(vectors, extra=query_vector)
+            except LabError as error:
+                ui.show_error(error)
+            else:
+                score = {hit.id: hit.score for hit in candidates}
+                groups = [("other memories", "#9aa7b8", "circle", lambda i: i not in score),
+                          ("filtered out", "#ff7f0e", "circle-open", lambda i: i in score and score[i] < threshold),
+                          ("injected", "#2ca02c", "circle", lambda i: i in score and score[i] >= threshold)]
+                chart = go.Figure()
+                for name, colour, symbol, belongs in groups:
+                    rows = [n for n, m in enumerate(mapped) if belongs(m.id)]
+                    if not rows:
+                        continue
+                    chart.add_scatter(
+                        x=points[rows, 0], y=points[rows, 1], mode="markers", name=name,
+                        marker=dict(color=colour, symbol=symbol, size=9 if name == "other memories" else 13),
+                        hovertext=[f"[{mapped[n].id}]" + (f" score {score[mapped[n].id]:.3f}"
+                                                          if mapped[n].id in score else "")
+                                   + f"<br>{hover(mapped[n].text)}" for n in rows], hoverinfo="text")
+                if query_vector is not None:
+                    chart.add_scatter(x=query_point[:, 0], y=query_point[:, 1], mode="markers", name="your question",
+                                      marker=dict(color="#d62728", symbol="star", size=18),
+                                      hovertext=[hover(query)], hoverinfo="text")
+                chart.update_layout(
+                    title=f"Memory embeddings, {vectors.shape[1]} dimensions flattened to 2 (PCA)", height=460,
+                    xaxis=dict(title=f"axis 1 · {explained[0]:.0%} of the spread", showticklabels=False),
+                    yaxis=dict(title=f"axis 2 · {explained[1]:.0%} of the spread", showticklabels=False,
+                               scaleanchor="x"),  # equal scales: distances on the map are comparable
+                    legend=dict(orientation="h"), margin=dict(t=40, b=10))
+                st.plotly_chart(chart, width="stretch", key="memory_map")
+                st.caption("Far apart on the map means far apart in meaning; close on the map may not mean close "
+                           "(the dropped dimensions can separate them). The scores on the left are the real test."
+                           + (f" Showing {len(mapped)} of {len(memories)} memories." if len(memories) > MAP_LIMIT
+                              else ""))
+
+    if prompt is not None:
+        st.subheader("What the memory arm would send")
+        injected_column, tokens_column, extra_column = st.columns(3)
+        injected_column.metric("Memories injected", len(injected))
+        tokens_column.metric("Prompt tokens", lab.engine.count_tokens(prompt))
+        extra_column.metric("Extra tokens for memories", extra_tokens,
+                            help="Compared with the base arm's prompt for the same question: paid on every question")
+        st.code(prompt, language=None)
+
+# ---- snapshots, export and import ----------------------------------------------------------------
+with files_tab:
+    snapshot_column, file_column = st.columns(2)
+    with snapshot_column:
+        st.subheader("Snapshots")
+        st.caption("A saved copy of every memory in this workspace. Restoring replaces the current memories "
+                   "(undo reverses it); saving under an existing name replaces that snapshot.")
+        name = st.text_input("Snapshot name", key="snapshot_name", placeholder="before-the-wipe")
+        if st.button("Save snapshot", key="snapshot_save"):
+            try:
+                saved = store.snapshot(name.strip())
+                done(f"Saved snapshot '{name.strip()}' with {saved} memories.", snapshot_name="")
+            except LabError as error:
+                ui.show_error(error)
+        snapshots = store.snapshots()
+        if not snapshots:
+            st.caption("No snapshots yet.")
+        else:
+            st.dataframe([{"name": s["name"], "memories": s["count"], "saved": s["created_at"][:19].replace("T", " ")}
+                          for s in snapshots], hide_index=True, width="stretch")
+            names = [s["name"] for s in snapshots]
+            if st.session_state.get("snapshot_pick") not in names:
+                st.session_state.pop("snapshot_pick", None)
+            picked = st.selectbox("Snapshot", names, key="snapshot_pick")
+            restore, remove = st.columns(2)
+            if restore.button("Restore", key="snapshot_restore"):
+                try:
+                    done(f"Restored '{picked}': {store.restore(picked)} memories. Undo brings back the ones before.")
+                except LabError as error:
+                    ui.show_error(error)
+            if remove.button("Delete snapshot", key="snapshot_delete"):
+                try:
+                    store.delete_snapshot(picked)
+                    done(f"Deleted snapshot '{picked}'. The current memories are untouched.")
+                except LabError as error:
+                    ui.show_error(error)
+
+    with file_column:
+        st.subheader("Export and import")
+        try:
+            with tempfile.TemporaryDirectory() as folder:
+                store.export(Path(folder) / "memories.json")
+                exported = (Path(folder) / "memories.json").read_bytes()
+            st.download_button("Download the memories (JSON)", exported, key="export", on_click="ignore",
+                               file_name=f"memories-{lab.workspace.name}.json", mime="application/json")
+        except LabError as error:
+            ui.show_error(error)
+        upload = st.file_uploader("A memory export (.json)", type=["json"], key="import_file")
+        st.caption("Imported memories are added beside the current ones, with new ids; undo removes them again.")
+        if st.button("Import", key="import", disabled=upload is None):
+            # import_ reads a path: copy the upload to a temporary file under a safe version of its name.
+            safe_name = re.sub(r"[^\w.-]", "_", Path(upload.name).name).lstrip(".") or "upload.json"
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / safe_name
+                path.write_bytes(upload.getvalue())
+                try:
+                    added = store.import_(path)
+                except LabError as error:
+                    # The message names the temporary copy; the student knows the file by its own name.
+                    ui.show_error(LabError(str(error).replace(str(path), upload.name)))
+                else:
+                    done(f"Imported {added} memories from {upload.name}.")
+
+# ---- wipe: outside the tabs, always in view (the wipe is the lab's central experiment) -----------
+st.divider()
+st.subheader("Wipe")
+st.caption("Erases every memory at once. The memory arm is back to the base model's answers; adapters "
+           "(what was learned) are untouched. Undo, or a snapshot taken first, brings the memories back.")
+sure = st.checkbox("I understand: the wipe erases every memory", key="wipe_confirm")
+if st.button("Wipe memory", type="primary", disabled=not sure, key="wipe"):
     try:
-        for hit in store.search(query, k=5):
-            st.write(f"[{hit.id}] score {hit.score:.3f} — {hit.text}")
+        done(f"Wiped {store.wipe()} memories. Undo brings them back.", wipe_confirm=False)
     except LabError as error:
         ui.show_error(error)
-
-left, middle, right = st.columns(3)
-with left:
-    new = st.text_input("Remember")
-    if st.button("Add") and new:
-        try:
-            store.add(new)
-            st.rerun()
-        except LabError as error:
-            ui.show_error(error)
-with middle:
-    target = st.number_input("Memory id", min_value=1, step=1)
-    if st.button("Delete"):
-        try:
-            store.delete(int(target))
-            st.rerun()
-        except LabError as error:
-            ui.show_error(error)
-    if st.button("Undo the last change"):
-        try:
-            st.toast(store.undo())
-            st.rerun()
-        except LabError as error:
-            ui.show_error(error)
-with right:
-    sure = st.checkbox("I understand: the wipe erases every memory")
-    if st.button("Wipe memory", type="primary", disabled=not sure):
-        st.toast(f"wiped {store.wipe()} memories")
-        st.rerun()

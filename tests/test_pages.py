@@ -28,20 +28,6 @@ def test_playground_ask_correct_and_ask_again():
     assert "45 days" in app.session_state["answers"]["memory"].answer
 
 
-def test_memory_page_add_search_and_guarded_wipe():
-    app = page("2_Memory.py").run()
-    assert not app.exception
-    app.text_input[1].input("Our office dog is called Biscuit.")
-    app.button[0].click().run()
-    lab = app.session_state["lab"]
-    assert [m.text for m in lab.memory.list()] == ["Our office dog is called Biscuit."]
-    wipe = [b for b in app.button if b.label == "Wipe memory"][0]
-    assert wipe.disabled  # nothing is wiped without the confirmation
-    app.checkbox[0].check().run()
-    [b for b in app.button if b.label == "Wipe memory"][0].click().run()
-    assert len(lab.memory) == 0 and not app.exception
-
-
 def test_wipe_test_page_reveals_against_the_prediction():
     app = page("3_Wipe_Test.py").run()
     assert not app.exception

@@ -1,0 +1,193 @@
+"""The Memory page, driven by Streamlit's AppTest on the real model, embedder and memory store.
+
+Widgets are addressed by their keys, so the layout can change without breaking these tests."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # pages import `ui` from the project root, as under `streamlit run`
+
+REFUND = "The refund window at Acme Corp is 45 days."
+DOG = "Our office dog is called Biscuit."
+PENGUINS = "Penguins live almost entirely in the southern hemisphere."
+
+
+def open_page() -> AppTest:
+    app = AppTest.from_file(str(ROOT / "pages" / "2_Memory.py"), default_timeout=300).run()
+    assert not app.exception
+    return app
+
+
+def with_memories(*texts) -> tuple[AppTest, object]:
+    """The page over a workspace already holding `texts`; returns (app, the lab session)."""
+    app = open_page()
+    lab = app.session_state["lab"]
+    lab.memory.add_many([{"text": text} for text in texts])
+    return app.run(), lab
+
+
+def texts(lab) -> list[str]:
+    return [m.text for m in lab.memory.list()]
+
+
+def table(app, column: str):
+    """The first dataframe on the page that has `column`."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def charts(app) -> dict[str, dict]:
+    """Every Plotly chart on the page, by its title."""
+    specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    return {spec["layout"]["title"]["text"]: spec for spec in specs}
+
+
+def test_add_search_and_guarded_wipe():
+    app = open_page()
+    app.text_area(key="add_text").input(DOG)
+    app.button(key="add").click().run()
+    lab = app.session_state["lab"]
+    assert texts(lab) == [DOG] and not app.exception
+    assert app.text_area(key="add_text").value == ""  # cleared for the next one
+    app.button(key="add").click().run()  # empty text: one line, nothing stored
+    assert len(app.error) == 1 and "empty" in app.error[0].value and texts(lab) == [DOG]
+
+    lab.memory.add(REFUND)
+    app.text_input(key="table_search").input("biscuit").run()
+    assert table(app, "source")["text"].tolist() == [DOG]
+
+    assert app.button(key="wipe").disabled  # nothing is wiped without the confirmation
+    app.checkbox(key="wipe_confirm").check().run()
+    app.button(key="wipe").click().run()
+    assert len(lab.memory) == 0 and not app.exception
+    assert app.checkbox(key="wipe_confirm").value is False and app.button(key="wipe").disabled  # armed again
+    app.button(key="undo").click().run()
+    assert sorted(texts(lab)) == sorted([DOG, REFUND]) and "Undid wipe of 2 memories." in app.success[0].value
+
+
+def test_edit_a_memory_then_undo_it():
+    app, lab = with_memories(REFUND, DOG)
+    dog = lab.memory.list()[1]
+    app.selectbox(key="edit_id").select(dog.id).run()
+    assert app.text_area(key="edit_text").value == DOG
+    app.text_area(key="edit_text").input("Our office dog is called Pretzel.")
+    app.text_input(key="edit_question").input("What is the office dog called?")
+    app.button(key="edit_save").click().run()
+    assert not app.exception and not app.error
+    edited = lab.memory.get(dog.id)
+    assert (edited.text, edited.question) == ("Our office dog is called Pretzel.", "What is the office dog called?")
+    assert app.text_area(key="edit_text").value == edited.text and "embedded again" in app.success[0].value
+    assert lab.memory.search("What is the dog's name?", k=1)[0].text == edited.text  # found by its new meaning
+
+    app.text_area(key="edit_text").input("   ")
+    app.button(key="edit_save").click().run()
+    assert len(app.error) == 1 and "text must be a non-empty string" in app.error[0].value
+    assert lab.memory.get(dog.id) == edited  # a bad edit changes nothing
+
+    app.button(key="undo").click().run()
+    assert lab.memory.get(dog.id).text == DOG and not app.exception
+    app.button(key="edit_delete").click().run()
+    assert texts(lab) == [REFUND]
+
+
+def test_explorer_marks_what_passes_the_threshold_and_shows_the_prompt_and_the_map():
+    app, lab = with_memories(REFUND, DOG, PENGUINS)
+    assert "memory_map" in str([chart.proto.id for chart in app.get("plotly_chart")])  # the map needs no query
+    app.text_input(key="explore_query").input("How long is the refund window at Acme Corp?")
+    app.slider(key="explore_k").set_value(3)
+    app.slider(key="explore_threshold").set_value(0.5).run()
+    assert not app.exception and not app.error and not app.warning
+
+    candidates = table(app, "prompt")
+    assert candidates["text"].tolist()[0] == REFUND and len(candidates) == 3
+    assert candidates["prompt"].tolist() == ["✔ injected", "✖ filtered out", "✖ filtered out"]
+    assert candidates["score"].tolist() == sorted(candidates["score"], reverse=True)
+    prompt = app.code[0].value
+    assert f"- {REFUND}" in prompt and DOG not in prompt
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Memories injected"] == "1" and int(metrics["Extra tokens for memories"]) > 5
+
+    chart = next(spec for title, spec in charts(app).items() if "PCA" in title)
+    traces = {trace["name"]: trace for trace in chart["data"]}
+    assert set(traces) == {"filtered out", "injected", "your question"}  # k=3 of 3: every memory is a candidate
+    assert REFUND in traces["injected"]["hovertext"][0] and traces["your question"]["marker"]["symbol"] == "star"
+    assert "Cosine score of each candidate" in charts(app)
+
+    app.slider(key="explore_threshold").set_value(1.0).run()  # nothing is that close: the base prompt goes out
+    assert set(table(app, "prompt")["prompt"]) == {"✖ filtered out"}
+    assert "Notes:" not in app.code[0].value
+    assert {m.label: m.value for m in app.metric}["Extra tokens for memories"] == "0"
+
+
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_map_and_explorer_with_few_memories(count):
+    app, _ = with_memories(*[REFUND, DOG][:count])
+    app.text_input(key="explore_query").input("Who is the office dog?").run()
+    assert not app.exception and not app.error
+    assert any("PCA" in title for title in charts(app)) == (count > 0)
+    assert app.code  # the prompt is shown even when nothing is found
+
+
+def test_snapshot_save_restore_and_delete():
+    app, lab = with_memories(REFUND, DOG)
+    app.text_input(key="snapshot_name").input("two facts")
+    app.button(key="snapshot_save").click().run()
+    assert len(app.error) == 1 and "invalid snapshot name" in app.error[0].value  # spaces are not allowed
+    app.text_input(key="snapshot_name").input("two-facts")
+    app.button(key="snapshot_save").click().run()
+    assert not app.error and [s["name"] for s in lab.memory.snapshots()] == ["two-facts"]
+    assert table(app, "saved")[["name", "memories"]].values.tolist() == [["two-facts", 2]]
+
+    lab.memory.wipe()
+    lab.memory.add(PENGUINS)
+    app.run()
+    app.selectbox(key="snapshot_pick").select("two-facts")
+    app.button(key="snapshot_restore").click().run()
+    assert sorted(texts(lab)) == sorted([REFUND, DOG]) and not app.exception
+    assert "Restored 'two-facts': 2 memories" in app.success[0].value
+
+    app.button(key="snapshot_delete").click().run()
+    assert lab.memory.snapshots() == [] and len(lab.memory) == 2 and not app.exception
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Keeps the media storage AppTest makes for each run, so a test can read what a download button offers."""
+    made = []
+
+    class KeptStorage(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", KeptStorage)
+
+    def content(url: str) -> bytes:
+        return made[-1].get_file(url.rsplit("/", 1)[-1]).content
+
+    return content
+
+
+def test_export_downloads_the_memories_and_import_refuses_a_bad_file(downloads):
+    app, lab = with_memories(REFUND, DOG)
+    exported = downloads(app.download_button(key="export").proto.url)
+    document = json.loads(exported)
+    assert document["format"] == "memory-vs-learning-lab/memories"
+    assert [m["text"] for m in document["memories"]] == [REFUND, DOG]
+
+    app.file_uploader(key="import_file").set_value(("broken.json", b'{"format": "nope"', "application/json")).run()
+    app.button(key="import").click().run()
+    assert not app.exception and len(app.error) == 1
+    assert "cannot import broken.json: it is not valid JSON" in app.error[0].value and "/tmp" not in app.error[0].value
+    assert texts(lab) == [REFUND, DOG]  # nothing lost, nothing added
+
+    app.file_uploader(key="import_file").set_value(("mine.json", exported, "application/json")).run()
+    app.button(key="import").click().run()
+    assert not app.exception and not app.error
+    assert texts(lab) == [REFUND, DOG, REFUND, DOG] and "Imported 2 memories from mine.json." in app.success[0].value
