@@ -12,6 +12,7 @@ import uuid
 import streamlit as st
 
 from lab.errors import LabError
+from lab.links import LinkSettings, parse_link
 from lab.session import LabSession
 
 
@@ -34,3 +35,37 @@ def session() -> LabSession:
 
 def show_error(error: LabError) -> None:
     st.error(str(error), icon="⚠️")
+
+
+# ---- teacher mode and shareable links ------------------------------------------------------
+
+
+def _toggle_teacher_mode() -> None:
+    st.session_state["teacher"] = st.session_state["teacher_toggle"]
+    # Written into the URL, so a link copied from the address bar keeps the mode.
+    if st.session_state["teacher"]:
+        st.query_params["teacher"] = "1"
+    else:
+        st.query_params.pop("teacher", None)
+
+
+def teacher_mode() -> bool:
+    """Whether advanced controls should be hidden: on with ?teacher=1 in the URL or the sidebar
+    toggle. Draws the toggle, so call it once per page run. The choice is kept in session state
+    (not only in the widget) so it survives moving between pages."""
+    if "teacher" not in st.session_state:
+        st.session_state["teacher"] = parse_link(st.query_params.to_dict())[0].teacher
+    st.sidebar.toggle("Teacher mode", value=st.session_state["teacher"], key="teacher_toggle",
+                      on_change=_toggle_teacher_mode,
+                      help="Hides advanced controls (raw details, resets, fine-tuning) for a class. "
+                           "The setting goes into the page's link.")
+    return bool(st.session_state["teacher"])
+
+
+def link_settings() -> LinkSettings:
+    """The settings a shared link carries (?scenario=&arm=&k=&threshold=&teacher=). A bad value
+    falls back to its default, with one warning line on the page instead of a traceback."""
+    settings, warning = parse_link(st.query_params.to_dict())
+    if warning:
+        st.warning(warning, icon="🔗")
+    return settings

@@ -1,0 +1,454 @@
+"""The Workshop: guided exercises, each checked against the lab's real state.
+
+An exercise says what to do (which page or command, what to type) and then checks the
+result by looking at what is really there: the workspace's memory, its adapters and
+fresh answers from the model. Nothing is ticked by hand, and a check only reads: it
+never adds, deletes, trains or activates anything.
+
+Each check sits right above the exercise it judges, so the text a student reads and the
+code that marks it are one screen apart.
+
+    ctx = Context(session, LinkSettings(), state={})
+    EXERCISES[0].check(ctx)  # -> CheckResult(passed=False, detail='memory arm said "..."; ...')
+
+Exercises that need history (poison first, then repair; predict first, then run) keep
+what was seen in `ctx.state`, a JSON-able dict per exercise. The page holds all of them
+in one progress dict and saves it in the workspace (results/workshop.json).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import weakref
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable
+
+from lab.adapters import write_json_atomic
+from lab.agent import Answer
+from lab.errors import LabError
+from lab.evaluate import EVAL_MAX_TOKENS, METRICS, evaluate_arms, survivors, wipe_test
+from lab.links import LinkSettings
+from lab.scenario import Probe, load_scenario, target_matches
+
+PROGRESS_FILE = "workshop.json"  # in the workspace's results folder
+MAX_LOCALITY = 15  # locality questions a forgetting check asks at most (each costs two model calls)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The verdict of a check. `detail` is one plain line saying what was seen, answers included."""
+
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Context:
+    """What a check may look at: the lab session, the link's settings, the exercise's saved state."""
+
+    session: Any  # lab.session.LabSession
+    settings: LinkSettings = field(default_factory=LinkSettings)
+    state: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    goal: str
+    steps: tuple[str, ...]
+    check: Callable[[Context], CheckResult]
+
+
+# ---- pure helpers ------------------------------------------------------------------------
+
+
+def quote(text: str, limit: int = 90) -> str:
+    """A reply on one line, shortened, in quotes: quote("Arr!\\n  Rome, matey.") -> '"Arr! Rome, matey."'"""
+    text = " ".join(str(text).split())
+    return f'"{text if len(text) <= limit else text[:limit - 1] + "…"}"'
+
+
+def compare_prediction(prediction: dict[str, str], before: dict, after: dict) -> CheckResult:
+    """Judge a wipe-test prediction ({"memory": "keeps" | "loses", ...}) against survivors(before, after).
+
+    An arm counts only if the report has it and it improved on the base arm before the wipe
+    (otherwise there was nothing to keep or lose). The first such metric is used, in the
+    order of evaluate.METRICS (reliability for facts, adherence for a behaviour).
+    """
+    survived = survivors(before, after)
+    verdicts, skipped = [], []
+    for arm, guess in prediction.items():
+        metric = next((m for m in METRICS if survived.get(arm, {}).get(m) is not None), None)
+        if metric is None:
+            skipped.append(arm if arm in before else f"{arm} (not in the run)")
+            continue
+        kept = survived[arm][metric]
+        actual = "keeps" if kept else "loses"
+        verdicts.append((guess == actual, f"{arm}: you said it {guess} the improvement, it {actual} it "
+                                          f"({metric} {before[arm][metric]:.2f} → {after[arm][metric]:.2f})"))
+    if not verdicts:
+        return CheckResult(False, "No arm in this run improved on the base arm, so there was nothing to keep or "
+                                  f"lose ({', '.join(skipped) or 'no prediction'}); run it on a scenario the "
+                                  "memory helps with, such as acme.")
+    note = f"; not judged: {', '.join(skipped)} (no improvement to keep)" if skipped else ""
+    passed = all(ok for ok, _ in verdicts)
+    return CheckResult(passed, "; ".join(("✓ " if ok else "✗ ") + text for ok, text in verdicts) + note)
+
+
+def done_count(progress: dict) -> int:
+    """How many exercises have passed at least once: done_count({"a": {"done": True}, "b": {}}) -> 1"""
+    return sum(bool(entry.get("done")) for entry in progress.values())
+
+
+# ---- asking the model --------------------------------------------------------------------------
+
+# Replies of the frozen model, by prompt: without an adapter a prompt always gets the same
+# (greedy) reply, so a second check need not ask again. Arms with an adapter are always asked:
+# the adapter file behind a name can be retrained.
+_frozen_replies: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _ask(ctx: Context, question: str, arm: str, **options) -> Answer:
+    """One answer with the link's k and threshold."""
+    cache = None
+    if arm in ("base", "memory"):
+        cache = _frozen_replies.setdefault(ctx.session.engine, {})
+        if len(cache) > 2000:
+            cache.clear()
+    return ctx.session.agent.answer(question, arm, k=ctx.settings.k, min_score=ctx.settings.threshold,
+                                    reply_cache=cache, **options)
+
+
+def _hits(answer: Answer) -> str:
+    return ", ".join(f"[{h.id}] {quote(h.text, 60)} (score {h.score:.2f})" for h in answer.hits) or "none"
+
+
+def _need_adapter(ctx: Context) -> CheckResult | None:
+    if ctx.session.adapters.active() is None:
+        return CheckResult(False, "No adapter is active: train one on the Learning page (or: python -m lab train "
+                                  "--scenario pirate --name pirate), which also activates it, then check again.")
+    return None
+
+
+# ---- 1. make the memory arm answer ------------------------------------------------------------
+
+# acme.json's first item: an invented fact, so the base model cannot know it.
+REFUND_QUESTION = "What is the refund window at Acme Corp?"
+REFUND_NOTE = "The refund window at Acme Corp is 45 days."
+REFUND_TARGET = r"\b45\b"
+
+
+def check_memory_answers(ctx: Context) -> CheckResult:
+    """Passes when the memory arm gives 45 days and the base arm (the same frozen model) does not."""
+    base, memory = _ask(ctx, REFUND_QUESTION, "base"), _ask(ctx, REFUND_QUESTION, "memory")
+    seen = f"memory arm said {quote(memory.answer)}; base arm said {quote(base.answer)}"
+    says = [target_matches(REFUND_TARGET, a.answer) for a in (memory, base)]
+    if says == [True, False]:
+        return CheckResult(True, f"{seen}. Same model, same question: only the retrieved note "
+                                 f"{_hits(memory)} made the difference.")
+    if says[1]:
+        return CheckResult(False, f"{seen}. The base arm already says 45, so memory fixed nothing here.")
+    if not memory.hits:
+        return CheckResult(False, f"{seen}. No note was retrieved (k={ctx.settings.k}, threshold "
+                                  f"{ctx.settings.threshold:g}): remember the right refund window first.")
+    return CheckResult(False, f"{seen}. Retrieved: {_hits(memory)}, but the reply has no 45: "
+                              "is the right number in the note?")
+
+
+MEMORY_ANSWER = Exercise(
+    id="memory-answer",
+    title="Make the memory arm answer",
+    goal="Acme Corp is invented, so the model cannot know its refund window (45 days). Teach it through "
+         "memory alone: no training, the model stays frozen.",
+    steps=(f"Ask **{REFUND_QUESTION}** (Try it here, above, or on the **Playground**). Base and memory both guess.",
+           f"Remember the correction **{REFUND_NOTE}** (Remember, above; the Playground's *Correct this*; or "
+           f"`python -m lab remember \"{REFUND_NOTE}\"`).",
+           "Ask again with the memory arm, then press **Check my work**: the memory arm must say 45 days, "
+           "the base arm must not."),
+    check=check_memory_answers,
+)
+
+
+# ---- 2. show forgetting ----------------------------------------------------------------------------
+
+
+def _locality_questions(scenario_name: str) -> tuple[Probe, ...]:
+    """The scenario's locality questions, or acme's when it has none (pirate)."""
+    locality = load_scenario(scenario_name).locality or load_scenario("acme").locality
+    return locality[:MAX_LOCALITY]
+
+
+def check_forgetting(ctx: Context) -> CheckResult:
+    """Passes when a question the base model gets right is got wrong by the learned arm (active adapter)."""
+    if missing := _need_adapter(ctx):
+        return missing
+    adapter = ctx.session.adapters.active_name()
+    known, forgotten = 0, []
+    for probe in _locality_questions(ctx.settings.scenario):
+        options = dict(stop_when=probe.matches, max_tokens=EVAL_MAX_TOKENS)  # stop once the answer shows
+        base = _ask(ctx, probe.question, "base", **options)
+        if not probe.matches(base.answer):
+            continue  # the base model never knew it: nothing to forget
+        known += 1
+        learned = _ask(ctx, probe.question, "learned", **options)
+        if not probe.matches(learned.answer):
+            forgotten.append(f"{quote(probe.question)} base {quote(base.answer, 50)} → learned "
+                             f"{quote(learned.answer, 50)}")
+    if not forgotten:
+        return CheckResult(False, f"With adapter {adapter!r} the learned arm still gets all {known} unrelated "
+                                  "questions right that the base model knows. Train harder (more steps, a higher "
+                                  "learning rate, or a behaviour such as pirate) and check again.")
+    more = f" and {len(forgotten) - 2} more" if len(forgotten) > 2 else ""
+    return CheckResult(True, f"Adapter {adapter!r} forgot {len(forgotten)} of {known} unrelated facts the base "
+                             f"model knew: {'; '.join(forgotten[:2])}{more}.")
+
+
+FORGETTING = Exercise(
+    id="forgetting",
+    title="Show forgetting",
+    goal="Training changes weights that other knowledge shares. Find an unrelated question the base model "
+         "answers right and the learned arm now gets wrong.",
+    steps=("On the **Learning** page train an adapter: *a scenario* → **pirate**, 40 steps, then **Train** "
+           "(or `python -m lab train --scenario pirate --name pirate`). It is activated when it finishes.",
+           "Press **Check my work**. The check asks the scenario's unrelated (locality) questions — acme's "
+           "when the scenario has none — to the base arm and to the learned arm.",
+           "Nothing forgotten? Train again with more steps or a higher learning rate. Then try *replay* on the "
+           "Learning page and see whether fewer facts are lost."),
+    check=check_forgetting,
+)
+
+
+# ---- 3. poison the memory and repair it -------------------------------------------------------------
+
+POISON_QUESTION = "What is the capital of France?"
+POISON_NOTE = "The capital of France is Lyon."
+POISON, TRUTH = r"\blyon\b", r"\bparis\b"
+
+
+def check_poison_and_repair(ctx: Context) -> CheckResult:
+    """Two stages, in order. Stage 1 is seen when a stored note saying Lyon is retrieved and the memory
+    arm repeats it (recorded in ctx.state["poisoned"]). Stage 2 passes once, after that, no stored note
+    says Lyon and the memory arm says Paris again."""
+    answer = _ask(ctx, POISON_QUESTION, "memory")
+    retrieved = [h for h in answer.hits if target_matches(POISON, h.text)]
+    if retrieved and target_matches(POISON, answer.answer):
+        ctx.state["poisoned"] = {"ids": [h.id for h in retrieved], "answer": answer.answer, "at": time.time()}
+        return CheckResult(False, f"Stage 1 of 2 seen: the memory arm says {quote(answer.answer)} because of "
+                                  f"{_hits(answer)}. Now delete that note (or undo) and check again.")
+    if retrieved:
+        return CheckResult(False, f"The bad note {_hits(answer)} is retrieved, but the model still says "
+                                  f"{quote(answer.answer)}. Try k=1 so it is the only note, and check again.")
+    if "poisoned" not in ctx.state:
+        return CheckResult(False, f"Stage 1 not seen yet: the memory arm says {quote(answer.answer)}. Remember "
+                                  f"{quote(POISON_NOTE)} and check while the memory arm repeats it.")
+    stored = [m for m in ctx.session.memory.list() if target_matches(POISON, m.text)]
+    if stored:
+        return CheckResult(False, f"Note [{stored[0].id}] {quote(stored[0].text, 60)} is still stored (only "
+                                  "hidden from this question): delete it or undo, then check again.")
+    if not target_matches(TRUTH, answer.answer):
+        return CheckResult(False, f"The bad note is gone, but the memory arm says {quote(answer.answer)}, not Paris.")
+    return CheckResult(True, f"Repaired: it said {quote(ctx.state['poisoned']['answer'])} while the bad note was "
+                             f"stored; with it deleted it says {quote(answer.answer)}. One deletion fixed it.")
+
+
+POISON_AND_REPAIR = Exercise(
+    id="poison-repair",
+    title="Poison the memory and repair it",
+    goal="Memory believes whatever it is told. Store a wrong correction, watch the model repeat it, then "
+         "delete it and watch the answer recover — something a trained adapter cannot do so easily.",
+    steps=(f"Remember the wrong note **{POISON_NOTE}** (button below, Remember above, or "
+           f"`python -m lab remember \"{POISON_NOTE}\"`).",
+           f"Press **Check my work**: the memory arm should now answer *{POISON_QUESTION}* with Lyon (stage 1).",
+           "Delete the note: **Undo** above, the **Memory** page, or `python -m lab memory delete ID`.",
+           "Press **Check my work** again: Lyon must be gone from the store and the answer back to Paris (stage 2)."),
+    check=check_poison_and_repair,
+)
+
+
+# ---- 4. behaviour generalises with learning, not with memory ----------------------------------------
+
+
+def check_behaviour_generalises(ctx: Context) -> CheckResult:
+    """Passes when, on the pirate scenario's held-out probes, the learned arm keeps the pirate voice more
+    often than the memory arm (evaluate_arms with the memory as it is, probes only)."""
+    pirate = load_scenario("pirate")
+    stored = {m.text for m in ctx.session.memory.list()}
+    remembered = sum(item.correction_text in stored for item in pirate.items)
+    if remembered < len(pirate.items) // 2:
+        return CheckResult(False, f"Only {remembered} of the {len(pirate.items)} pirate examples are in memory: "
+                                  "load them (button below) and check again.")
+    if missing := _need_adapter(ctx):
+        return missing
+    probes_only = replace(pirate, items=(), locality=())  # only the held-out questions are asked
+    report = evaluate_arms(ctx.session, probes_only, ("memory", "learned"), k=ctx.settings.k,
+                           min_score=ctx.settings.threshold)
+    memory, learned = report["memory"]["adherence"], report["learned"]["adherence"]
+    n = len(pirate.probes)
+    probe = pirate.probes[0]
+    example = (f"e.g. {quote(probe.question)}: learned {quote(_ask(ctx, probe.question, 'learned').answer, 50)}, "
+               f"memory {quote(_ask(ctx, probe.question, 'memory').answer, 50)}")
+    seen = (f"held-out questions answered like a pirate: learned {round(learned * n)}/{n}, "
+            f"memory {round(memory * n)}/{n} (adapter {ctx.session.adapters.active_name()!r}); {example}")
+    if learned > memory:
+        return CheckResult(True, f"{seen}. The adapter learned the habit; memory only helps when a stored "
+                                 "example is retrieved.")
+    return CheckResult(False, f"{seen}. Learned is not ahead: train an adapter on the pirate scenario and check again.")
+
+
+def remember_pirate_examples(session) -> int:
+    """Helper for exercise 4 (the student's action, not a check): add the pirate examples not yet stored."""
+    pirate = load_scenario("pirate")
+    stored = {m.text for m in session.memory.list()}
+    new = [{"text": i.correction_text, "question": i.question, "answer": i.answer, "source": "scenario:pirate"}
+           for i in pirate.items if i.correction_text not in stored]
+    return len(session.memory.add_many(new)) if new else 0
+
+
+BEHAVIOUR = Exercise(
+    id="behaviour",
+    title="Behaviour: learning generalises, memory does not",
+    goal="Twelve examples answer like a pirate. On new questions, which arm keeps the habit: the one that "
+         "stored the examples, or the one trained on them?",
+    steps=("Load the pirate examples into memory (button below).",
+           "Train an adapter on the **pirate** scenario on the **Learning** page (or `python -m lab train "
+           "--scenario pirate --name pirate`); it is activated when done.",
+           "Press **Check my work**: ten held-out questions, never stored or trained on, go to the memory arm "
+           "and the learned arm. The learned arm must sound like a pirate more often."),
+    check=check_behaviour_generalises,
+)
+
+
+# ---- 5. predict the wipe test --------------------------------------------------------------------
+
+PREDICTION_CHOICES = ("keeps", "loses")
+
+
+def save_prediction(state: dict, prediction: dict[str, str]) -> None:
+    """Record a prediction per arm; a wipe test run before this moment no longer counts."""
+    for arm, guess in prediction.items():
+        if arm not in ("memory", "learned") or guess not in PREDICTION_CHOICES:
+            raise LabError(f"a prediction is memory/learned → keeps/loses, got {arm}={guess!r}")
+    state["prediction"], state["predicted_at"] = dict(prediction), time.time()
+
+
+def run_wipe_test(session, scenario_name: str, state: dict) -> dict:
+    """Helper for exercise 5 (the student's action): the wipe test on `scenario_name`, learned arm
+    included when an adapter is active. The memory is put back afterwards, as the CLI does."""
+    arms = ["base", "memory"] + (["learned"] if session.adapters.active() else [])
+    snapshot = "workshop-before-wipe-test"
+    session.memory.snapshot(snapshot)
+    try:
+        report = wipe_test(session, load_scenario(scenario_name), arms)
+    finally:
+        session.memory.restore(snapshot)
+        session.memory.delete_snapshot(snapshot)
+    state["report"], state["report_at"] = report, time.time()
+    return report
+
+
+def check_wipe_prediction(ctx: Context) -> CheckResult:
+    """Passes when the prediction, made before the run, matches survivors() of the wipe-test report."""
+    prediction, report = ctx.state.get("prediction"), ctx.state.get("report")
+    if not prediction:
+        return CheckResult(False, "No prediction yet: choose keeps or loses for each arm and save it first.")
+    if not report:
+        return CheckResult(False, "Prediction saved; now run the wipe test (button below).")
+    if ctx.state.get("report_at", 0) < ctx.state.get("predicted_at", 0):
+        return CheckResult(False, "That wipe test ran before your latest prediction: run it again.")
+    return compare_prediction(prediction, report["before"], report["after"])
+
+
+WIPE_PREDICTION = Exercise(
+    id="wipe-prediction",
+    title="Predict the wipe test",
+    goal="Both memory and learning can fix the answers. If the memory is wiped, which fix survives? "
+         "Commit to a guess before you look.",
+    steps=("For the memory arm (and the learned arm, if an adapter is active) choose *keeps* or *loses* "
+           "below and **Save my prediction**.",
+           "Press **Run the wipe test** below (the same test as the **Wipe Test** page: remember the scenario, "
+           "evaluate, wipe, evaluate again; your own memory is put back afterwards).",
+           "Press **Check my work**: your prediction is compared with what survived."),
+    check=check_wipe_prediction,
+)
+
+
+# ---- 6. a threshold that keeps an unrelated note out ----------------------------------------------
+
+NEAR_MISS_QUESTION = "How long is the warranty on a new laptop?"  # scores about 0.3 against the refund note
+
+
+def check_threshold(ctx: Context) -> CheckResult:
+    """Passes when, at the chosen threshold (ctx.state["threshold"]), the refund question still retrieves
+    the refund note and the memory arm says 45, while the laptop question retrieves nothing."""
+    threshold = float(ctx.state.get("threshold", ctx.settings.threshold))
+    memory, k = ctx.session.memory, ctx.settings.k
+    if not any(target_matches(REFUND_TARGET, m.text) for m in memory.list()):
+        return CheckResult(False, f"No note about the 45-day refund window is stored: remember {quote(REFUND_NOTE)}.")
+    at = replace(ctx, settings=replace(ctx.settings, threshold=threshold))
+    leaked = memory.search(NEAR_MISS_QUESTION, k=k, min_score=threshold)
+    if leaked:
+        answer = _ask(at, NEAR_MISS_QUESTION, "memory")
+        return CheckResult(False, f"At threshold {threshold:.2f} the laptop question still pulls in "
+                                  f"{_hits(answer)} and the memory arm says {quote(answer.answer)}: raise it.")
+    related = [h for h in memory.search(REFUND_QUESTION, k=k, min_score=threshold)
+               if target_matches(REFUND_TARGET, h.text)]
+    if not related:
+        best = memory.search(REFUND_QUESTION, k=1, min_score=-1.0)
+        return CheckResult(False, f"At threshold {threshold:.2f} the refund question retrieves no refund note "
+                                  f"either (its best score is {best[0].score:.2f}): lower it.")
+    answer = _ask(at, REFUND_QUESTION, "memory")
+    if not target_matches(REFUND_TARGET, answer.answer):
+        return CheckResult(False, f"The refund note is retrieved but the memory arm says {quote(answer.answer)}.")
+    nearest = memory.search(NEAR_MISS_QUESTION, k=1, min_score=-1.0)
+    return CheckResult(True, f"At threshold {threshold:.2f} the laptop question retrieves nothing (best score "
+                             f"{nearest[0].score:.2f}) and the refund question still gets note [{related[0].id}] "
+                             f"(score {related[0].score:.2f}): the memory arm says {quote(answer.answer)}.")
+
+
+THRESHOLD = Exercise(
+    id="threshold",
+    title="Find the threshold that keeps an unrelated note out",
+    goal="Retrieval returns the closest notes even when none is relevant, and a small model copies whatever "
+         "it is given. The similarity threshold decides what counts as relevant.",
+    steps=(f"Make sure the note **{REFUND_NOTE}** is stored (exercise 1).",
+           f"With the threshold below at 0, press **Ask the laptop question**: the memory arm is asked "
+           f"*{NEAR_MISS_QUESTION}* and the refund note leaks into an answer about laptops.",
+           "Raise the threshold until **Check my work** passes: the laptop question retrieves nothing while the "
+           "refund question still gets its note."),
+    check=check_threshold,
+)
+
+
+EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD)
+
+
+# ---- running checks and keeping progress -------------------------------------------------------
+
+
+def run_check(exercise: Exercise, session, settings: LinkSettings, progress: dict) -> CheckResult:
+    """Run one exercise's check and record it in `progress` ({id: {"done", "result", "state"}}).
+    `done` stays true once the exercise has passed, even if later work undoes it."""
+    entry = progress.setdefault(exercise.id, {})
+    result = exercise.check(Context(session, settings, entry.setdefault("state", {})))
+    entry["result"] = asdict(result)
+    entry["done"] = bool(entry.get("done")) or result.passed
+    return result
+
+
+def load_progress(workspace) -> dict:
+    """The saved progress of a workspace, or {} when there is none (or it is unreadable)."""
+    try:
+        data = json.loads((workspace.results_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    # Keep only well-formed entries: a hand-edited file must not break the page.
+    return {key: entry for key, entry in data.items()
+            if isinstance(entry, dict) and isinstance(entry.get("state", {}), dict)}
+
+
+def save_progress(workspace, progress: dict) -> None:
+    write_json_atomic(workspace.results_dir / PROGRESS_FILE, progress)

@@ -1,0 +1,236 @@
+"""Workshop exercises, checked on the real model, embedder, hnswlib and SQLite.
+
+One adapter is trained for the whole file (pirate, 20 steps, about a minute or two on
+two cores): it serves both the forgetting check and the behaviour check.
+"""
+
+import json
+import re
+
+import pytest
+
+from lab import workshop
+from lab.links import LinkSettings
+from lab.scenario import load_scenario
+from lab.session import LabSession
+from lab.workshop import CheckResult, Context, compare_prediction, run_check, save_prediction
+
+
+@pytest.fixture
+def session():
+    session = LabSession.open("workshop")
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workspace with a pirate adapter, trained once and active."""
+    from lab.consolidation import consolidate
+    from lab.learning import TrainingConfig
+    from lab.workspace import Workspace
+
+    session = LabSession(Workspace.open("trained", root=tmp_path_factory.mktemp("lab-home")))
+    consolidate(session, name="pirate", scenario=load_scenario("pirate"), config=TrainingConfig(steps=20))
+    yield session
+    session.close()
+
+
+def lab_state(session):
+    """Everything a check must leave alone: the memories (with ids and times), snapshots, adapters."""
+    return ([(m.id, m.text, m.question, m.answer, m.updated_at) for m in session.memory.list()],
+            session.memory.snapshots(), session.adapters.active_name(), [a.name for a in session.adapters.list()])
+
+
+def check(exercise, session, state=None, **settings):
+    """Run one check and assert that it changed nothing in the lab."""
+    before = lab_state(session)
+    result = exercise.check(Context(session, LinkSettings(**settings), {} if state is None else state))
+    assert lab_state(session) == before, "a check must only read"
+    assert isinstance(result, CheckResult) and "\n" not in result.detail
+    return result
+
+
+# ---- pure ------------------------------------------------------------------------------------
+
+
+def test_exercises_have_what_the_page_shows():
+    assert len(workshop.EXERCISES) >= 5
+    assert len({e.id for e in workshop.EXERCISES}) == len(workshop.EXERCISES)
+    for exercise in workshop.EXERCISES:
+        assert exercise.title and exercise.goal and len(exercise.steps) >= 2 and callable(exercise.check)
+
+
+def test_the_refund_fact_is_acmes_first_item():
+    item = load_scenario("acme").items[0]
+    assert (item.question, item.answer) == (workshop.REFUND_QUESTION, workshop.REFUND_NOTE)
+    assert item.matches(workshop.REFUND_NOTE)
+
+
+def test_quote_keeps_a_reply_on_one_short_line():
+    assert workshop.quote("Arr!\n  Rome, matey.") == '"Arr! Rome, matey."'
+    assert len(workshop.quote("x" * 500, limit=20)) == 22
+
+
+def test_compare_prediction_on_handmade_reports():
+    before = {"base": {"reliability": 0.0}, "memory": {"reliability": 1.0}, "learned": {"reliability": 0.0}}
+    after = {"base": {"reliability": 0.0}, "memory": {"reliability": 0.0}, "learned": {"reliability": 0.0}}
+    right = compare_prediction({"memory": "loses", "learned": "keeps"}, before, after)
+    assert right.passed and "not judged: learned" in right.detail  # learned had nothing to keep
+    wrong = compare_prediction({"memory": "keeps"}, before, after)
+    assert not wrong.passed and "memory: you said it keeps the improvement, it loses it" in wrong.detail
+    nothing = compare_prediction({"learned": "keeps"}, before, after)
+    assert not nothing.passed and "nothing to keep" in nothing.detail
+
+
+def test_run_check_records_done_and_it_stays_done():
+    calls = iter([True, False])
+    exercise = workshop.Exercise("x", "t", "g", ("a", "b"), lambda ctx: CheckResult(next(calls), "seen"))
+    progress = {}
+    run_check(exercise, None, LinkSettings(), progress)
+    run_check(exercise, None, LinkSettings(), progress)
+    assert progress["x"] == {"state": {}, "result": {"passed": False, "detail": "seen"}, "done": True}
+    assert workshop.done_count(progress) == 1
+
+
+def test_progress_is_saved_in_the_workspace(session):
+    assert workshop.load_progress(session.workspace) == {}
+    workshop.save_progress(session.workspace, {"x": {"done": True}})
+    assert workshop.load_progress(session.workspace) == {"x": {"done": True}}
+    (session.workspace.results_dir / workshop.PROGRESS_FILE).write_text("{broken", encoding="utf-8")
+    assert workshop.load_progress(session.workspace) == {}
+
+
+# ---- 1. make the memory arm answer -----------------------------------------------------------
+
+
+def test_memory_answer_fails_on_an_empty_memory_and_passes_after_the_correction(session):
+    empty = check(workshop.MEMORY_ANSWER, session)
+    assert not empty.passed and "No note was retrieved" in empty.detail and "base arm said" in empty.detail
+    session.memory.add(workshop.REFUND_NOTE)
+    fixed = check(workshop.MEMORY_ANSWER, session)
+    assert fixed.passed, fixed.detail
+    assert 'memory arm said "The refund window at Acme Corp is 45 days."' in fixed.detail
+
+
+def test_memory_answer_fails_when_the_note_is_kept_out_by_the_threshold(session):
+    session.memory.add(workshop.REFUND_NOTE)
+    result = check(workshop.MEMORY_ANSWER, session, threshold=0.95)
+    assert not result.passed and "threshold 0.95" in result.detail
+
+
+# ---- 3. poison the memory and repair it ---------------------------------------------------------
+
+
+def test_poison_then_repair_passes_only_in_that_order(session):
+    state = {}
+    clean = check(workshop.POISON_AND_REPAIR, session, state)
+    assert not clean.passed and "Stage 1 not seen yet" in clean.detail and "Paris" in clean.detail
+
+    bad = session.memory.add(workshop.POISON_NOTE)
+    poisoned = check(workshop.POISON_AND_REPAIR, session, state)
+    assert not poisoned.passed and "Stage 1 of 2 seen" in poisoned.detail and "Lyon" in poisoned.detail
+    assert state["poisoned"]["ids"] == [bad.id]
+
+    hidden = check(workshop.POISON_AND_REPAIR, session, state, threshold=0.95)  # hidden is not repaired
+    assert not hidden.passed and "still stored" in hidden.detail
+
+    session.memory.delete(bad.id)
+    repaired = check(workshop.POISON_AND_REPAIR, session, state)
+    assert repaired.passed, repaired.detail
+    assert "Lyon" in repaired.detail and "Paris" in repaired.detail
+    json.dumps(state)  # the page saves it in the workspace
+
+
+def test_a_repair_without_the_poison_being_seen_does_not_pass(session):
+    bad = session.memory.add(workshop.POISON_NOTE)
+    session.memory.delete(bad.id)  # poisoned and repaired, but never checked in between
+    result = check(workshop.POISON_AND_REPAIR, session)
+    assert not result.passed and "Stage 1 not seen yet" in result.detail
+
+
+# ---- 5. predict the wipe test -----------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_scenario(tmp_path):
+    """Two acme facts and one unrelated question: a wipe test in seconds."""
+    data = json.loads(load_scenario("acme").path.read_text(encoding="utf-8"))
+    data.update(name="tiny", items=data["items"][:2], locality=data["locality"][:1])
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def test_wipe_prediction_against_a_real_wipe_test(session, tiny_scenario):
+    session.memory.add("Our office dog is called Biscuit.")
+    mine = lab_state(session)[0]
+    state = {}
+    assert "No prediction yet" in check(workshop.WIPE_PREDICTION, session, state).detail
+    save_prediction(state, {"memory": "loses", "learned": "keeps"})
+    assert "now run the wipe test" in check(workshop.WIPE_PREDICTION, session, state).detail
+
+    report = workshop.run_wipe_test(session, tiny_scenario, state)
+    assert set(report["before"]) == {"base", "memory"}  # no adapter is active
+    assert lab_state(session)[0] == mine and session.memory.snapshots() == []  # the student's memory is back
+
+    right = check(workshop.WIPE_PREDICTION, session, state)
+    assert right.passed, right.detail
+    assert "memory: you said it loses the improvement, it loses it" in right.detail
+    assert "learned (not in the run)" in right.detail
+
+    save_prediction(state, {"memory": "keeps"})
+    stale = check(workshop.WIPE_PREDICTION, session, state)
+    assert not stale.passed and "ran before your latest prediction" in stale.detail
+    state["report_at"] = state["predicted_at"] + 1  # as if run again: same outcome, wrong guess
+    wrong = check(workshop.WIPE_PREDICTION, session, state)
+    assert not wrong.passed and "✗ memory: you said it keeps" in wrong.detail
+    json.dumps(state)
+
+
+def test_a_prediction_must_be_keeps_or_loses():
+    from lab.errors import LabError
+
+    with pytest.raises(LabError):
+        save_prediction({}, {"memory": "maybe"})
+
+
+# ---- 6. the threshold ----------------------------------------------------------------------------
+
+
+def test_threshold_zero_leaks_the_note_and_a_higher_one_keeps_it_out(session):
+    assert "No note about the 45-day refund window" in check(workshop.THRESHOLD, session, {"threshold": 0.5}).detail
+    session.memory.add(workshop.REFUND_NOTE)
+    leaky = check(workshop.THRESHOLD, session, {"threshold": 0.0})
+    assert not leaky.passed and "laptop question still pulls in" in leaky.detail
+    too_high = check(workshop.THRESHOLD, session, {"threshold": 0.95})
+    assert not too_high.passed and "lower it" in too_high.detail
+    right = check(workshop.THRESHOLD, session, {"threshold": 0.5})
+    assert right.passed and "45 days" in right.detail, right.detail
+
+
+# ---- 2 and 4: with a trained adapter -----------------------------------------------------------
+
+
+def test_forgetting_needs_an_adapter(session):
+    result = check(workshop.FORGETTING, session)
+    assert not result.passed and "No adapter is active" in result.detail
+
+
+def test_forgetting_names_a_question_the_learned_arm_now_gets_wrong(trained):
+    result = check(workshop.FORGETTING, trained)
+    assert result.passed, result.detail
+    locality = [p.question for p in load_scenario("acme").locality]
+    assert "forgot" in result.detail and any(question in result.detail for question in locality)
+    assert "→ learned" in result.detail
+
+
+def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
+    before = check(workshop.BEHAVIOUR, trained)
+    assert not before.passed and "Only 0 of the 12 pirate examples" in before.detail
+    assert workshop.remember_pirate_examples(trained) == 12
+    assert workshop.remember_pirate_examples(trained) == 0  # no duplicates
+    result = check(workshop.BEHAVIOUR, trained)
+    assert result.passed, result.detail
+    learned, memory = map(int, re.search(r"learned (\d+)/10, memory (\d+)/10", result.detail).groups())
+    assert learned > memory and "adapter 'pirate'" in result.detail
