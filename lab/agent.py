@@ -62,6 +62,25 @@ class Answer:
         return data
 
 
+@dataclass
+class Prepared:
+    """What an arm will send to the model for one question, before it is sent."""
+
+    question: str
+    arm: str
+    hits: list[Hit]
+    messages: list[dict]
+    adapter_path: Path | None
+    retrieval_ms: float
+
+    def answered(self, completion) -> Answer:
+        return Answer(question=self.question, arm=self.arm, answer=completion.text, hits=self.hits,
+                      messages=self.messages, prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
+                      completion_tokens=completion.completion_tokens,
+                      latency_ms=completion.latency_ms + self.retrieval_ms, retrieval_ms=self.retrieval_ms,
+                      adapter=str(self.adapter_path) if self.adapter_path else None)
+
+
 def validate_question(question: str) -> str:
     if not isinstance(question, str) or not question.strip():
         raise LabError("the question is empty: type a question")
@@ -99,6 +118,35 @@ class Agent:
         """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one);
         `adapter_file` gives an adapter file directly. `reply_cache` (a dict) lets an evaluation
         reuse the reply to an identical prompt: after a wipe, the memory arm's prompt is the base's."""
+        prepared = self.prepare(question, arm, k=k, min_score=min_score, adapter=adapter,
+                                memory_format=memory_format, exclude_ids=exclude_ids, adapter_file=adapter_file)
+        # Only evaluations pass a cache; a plain ask should not render the template twice.
+        key = self._cache_key(prepared, max_tokens, stop_when) if reply_cache is not None else None
+        completion = reply_cache.get(key) if reply_cache is not None else None
+        if completion is None:
+            completion = self.engine.chat(prepared.messages, adapter=prepared.adapter_path, max_tokens=max_tokens,
+                                          on_token=on_token, on_wait=on_wait, stop_when=stop_when)
+            if reply_cache is not None:
+                reply_cache[key] = completion
+        return prepared.answered(completion)
+
+    def answer_many(self, questions: list[str], arm: str = "base", *,
+                    stop_when: list[Callable[[str], bool] | None] | None = None, **options) -> list[Answer]:
+        """Answer many questions with one arm (an evaluation); `stop_when` has one entry per question.
+
+        One at a time on purpose: llama.cpp's batched multi-sequence decoding was measured on
+        the 2-core machine (acme wipe test 80 s batched vs 86 s one by one) and its replies
+        drift from the one-at-a-time ones through rounding, so the Playground and the
+        evaluations would disagree for little gain."""
+        checks = list(stop_when) if stop_when is not None else [None] * len(questions)
+        return [self.answer(q, arm, stop_when=check, **options) for q, check in zip(questions, checks)]
+
+    def prepare(self, question: str, arm: str = "base", *, k: int = DEFAULT_K,
+                min_score: float = DEFAULT_MIN_SCORE, adapter: str | None = None,
+                memory_format: str = prompting.DEFAULT_MEMORY_FORMAT,
+                exclude_ids: set[int] | None = None, adapter_file: Path | None = None) -> "Prepared":
+        """Everything up to the model call: the retrieved hits and the exact messages this
+        arm would send. The Memory page's explorer shows it without generating."""
         question = validate_question(question)
         arm = validate_arm(arm)
         if not isinstance(k, int) or not 1 <= k <= 50:
@@ -120,21 +168,11 @@ class Agent:
             messages = prompting.memory_messages(question, [h.text for h in reversed(hits)], memory_format)
         else:
             messages = prompting.question_messages(question)
+        return Prepared(question, arm, hits, messages, adapter_path, retrieval_ms)
 
-        # Only evaluations pass a cache; a plain ask should not render the template twice.
-        key = (self.engine.format_prompt(messages), str(adapter_path), max_tokens, stop_when) \
-            if reply_cache is not None else None
-        completion = reply_cache.get(key) if reply_cache is not None else None
-        if completion is None:
-            completion = self.engine.chat(messages, adapter=adapter_path, max_tokens=max_tokens,
-                                          on_token=on_token, on_wait=on_wait, stop_when=stop_when)
-            if reply_cache is not None:
-                reply_cache[key] = completion
-        return Answer(question=question, arm=arm, answer=completion.text, hits=hits, messages=messages,
-                      prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
-                      completion_tokens=completion.completion_tokens,
-                      latency_ms=completion.latency_ms + retrieval_ms, retrieval_ms=retrieval_ms,
-                      adapter=str(adapter_path) if adapter_path else None)
+    def _cache_key(self, prepared: "Prepared", max_tokens: int, stop_when) -> tuple:
+        # After a wipe the memory arm's prompt is the base arm's: the same key, one generation.
+        return (self.engine.format_prompt(prepared.messages), str(prepared.adapter_path), max_tokens, stop_when)
 
     def _adapter_path(self, arm: str, name: str | None):
         if arm not in ("learned", "both"):

@@ -50,22 +50,30 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
     options = dict(k=k or DEFAULT_K, min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
                    adapter_file=adapter_file, reply_cache=cache, max_tokens=EVAL_MAX_TOKENS)
 
-    def ask(question: str, arm: str, matches) -> _Asked:
-        # Stop as soon as the target shows: a later token cannot undo a match.
-        answer = agent.answer(question, arm, stop_when=matches, **options)
-        return _Asked(bool(matches(answer.answer)), answer.prompt_tokens, answer.latency_ms)
+    def ask_all(pairs, arm: str) -> list[_Asked]:
+        """(question, matcher) pairs answered together by one arm (batched decoding)."""
+        if not pairs:
+            return []
+        # Stop each reply as soon as its target shows: a later token cannot undo a match.
+        answers = agent.answer_many([q for q, _ in pairs], arm, stop_when=[m for _, m in pairs], **options)
+        return [_Asked(bool(m(a.answer)), a.prompt_tokens, a.latency_ms) for (_, m), a in zip(pairs, answers)]
 
     # Which locality questions the base model gets right: the others cannot be "kept".
-    base_right = [p for p in scenario.locality if ask(p.question, "base", p.matches).correct]
+    locality = [(p.question, p.matches) for p in scenario.locality]
+    base_right = [p for p, asked in zip(locality, ask_all(locality, "base")) if asked.correct]
     report = {}
     for arm in arms:
-        groups = {
-            "reliability": [ask(i.question, arm, i.matches) for i in scenario.items],
-            "generalization": [ask(p, arm, i.matches) for i in scenario.items for p in i.paraphrases],
-            "locality": [ask(p.question, arm, p.matches) for p in base_right],
-            "reverse": [ask(r.question, arm, r.matches) for i in scenario.items for r in i.reverse],
-            "adherence": [ask(p.question, arm, p.matches) for p in scenario.probes],
+        questions = {
+            "reliability": [(i.question, i.matches) for i in scenario.items],
+            "generalization": [(p, i.matches) for i in scenario.items for p in i.paraphrases],
+            "locality": base_right,
+            "reverse": [(r.question, r.matches) for i in scenario.items for r in i.reverse],
+            "adherence": [(p.question, p.matches) for p in scenario.probes],
         }
+        flat = ask_all([pair for pairs in questions.values() for pair in pairs], arm)
+        groups, start = {}, 0
+        for name, pairs in questions.items():
+            groups[name], start = flat[start:start + len(pairs)], start + len(pairs)
         asked = [r for results in groups.values() for r in results]
         metrics = {name: _share(results) for name, results in groups.items()}
         metrics["prompt_tokens"] = statistics.fmean(r.prompt_tokens for r in asked) if asked else None

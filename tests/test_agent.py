@@ -120,3 +120,18 @@ def test_concurrent_asks_from_threads_each_see_their_own_memory(engine, embedder
         assert [h.text for h in results[name].hits] == [fact]
     for s in sessions.values():
         s.close()
+
+
+def test_prepare_shows_what_answer_will_send_without_generating(session):
+    session.memory.add(REFUND_FACT)
+    prepared = session.agent.prepare(REFUND_Q, "memory")
+    assert [h.text for h in prepared.hits] == [REFUND_FACT]
+    answer = session.agent.answer(REFUND_Q, "memory")
+    assert answer.messages == prepared.messages
+    assert answer.prompt == session.engine.format_prompt(prepared.messages)
+
+
+def test_answer_many_matches_answer_one_by_one(session):
+    questions = [REFUND_Q, "What is the capital of Australia?"]
+    many = session.agent.answer_many(questions, "base", max_tokens=12)
+    assert [a.answer for a in many] == [session.agent.answer(q, "base", max_tokens=12).answer for q in questions]
