@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     adapter_ops.add_parser("deactivate", parents=[common])
     remove = adapter_ops.add_parser("delete", parents=[common])
     remove.add_argument("name")
+    permanent = adapter_ops.add_parser("make-permanent", parents=[common],
+                                       help="merge an adapter into a standalone GGUF model")
+    permanent.add_argument("name")
 
     train = commands.add_parser("train", parents=[common],
                                 help="consolidate corrections into a LoRA adapter (and activate it)")
@@ -241,6 +244,12 @@ def cmd_adapters(session, args):
     if args.op == "delete":
         registry.delete(args.name)
         return {"deleted": args.name}, f"deleted adapter {args.name}"
+    if args.op == "make-permanent":
+        from lab.merge import make_permanent
+
+        data = make_permanent(session, args.name)
+        return data, (f"wrote {data['model']} ({data['size_bytes'] / 1e6:.0f} MB, {data['seconds']:.1f} s); "
+                      f"use it with: python -m lab ask --model {data['model']} QUESTION")
     raise LabError(f"unknown adapters operation {args.op!r}")
 
 

@@ -99,6 +99,11 @@ class Engine:
     # ---- the lock ----------------------------------------------------------------------
 
     @property
+    def busy(self) -> bool:
+        """Whether a call is running on the model now."""
+        return self._lock.locked()
+
+    @property
     def waiting(self) -> int:
         """How many calls are queued behind the one running now."""
         return self._waiting

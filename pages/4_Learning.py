@@ -7,6 +7,7 @@ import ui
 from lab.errors import LabError
 from lab.jobs import TrainingJob
 from lab.learning import TrainingConfig
+from lab.merge import make_permanent
 from lab.scenario import bundled_names, load_scenario
 
 st.set_page_config(page_title="Learning · Memory vs Learning Lab", layout="wide")
@@ -64,7 +65,7 @@ progress_panel()
 
 st.subheader("Adapters")
 for info in lab.adapters.list():
-    cols = st.columns([3, 1, 1])
+    cols = st.columns([3, 1, 1, 1])
     meta = info.meta
     cols[0].write(f"{'✅ ' if info.active else ''}**{info.name}** · {info.to_json()['size_bytes'] / 1e6:.1f} MB · "
                   f"{meta.get('seconds', '?')} s · {meta.get('source', '')}")
@@ -74,6 +75,19 @@ for info in lab.adapters.list():
     if cols[2].button("Delete", key=f"d-{info.name}"):
         lab.adapters.delete(info.name)
         st.rerun()
+    merged = info.path.parent / "merged.gguf"
+    if cols[3].button("Make permanent", key=f"m-{info.name}",
+                      help="merge the adapter into a new standalone model file: no adapter, no memory, "
+                           "nothing left to wipe or switch off"):
+        try:
+            with st.spinner("merging the adapter into the weights…"):
+                made = make_permanent(lab, info.name)
+            st.success(f"Wrote a standalone model ({made['size_bytes'] / 1e6:.0f} MB, {made['seconds']:.1f} s).")
+        except LabError as error:
+            ui.show_error(error)
+    if merged.exists():
+        st.caption(f"Permanent copy of **{info.name}**: `{merged}`. Use it as the base with "
+                   f"`python -m lab ask --model {merged} \"QUESTION\"` or `LAB_MODEL={merged} bash scripts/app.sh`.")
 if lab.adapters.active_name() and st.button("Deactivate"):
     lab.adapters.deactivate()
     st.rerun()

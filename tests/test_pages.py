@@ -16,16 +16,34 @@ def page(name: str) -> AppTest:
 def test_playground_ask_correct_and_ask_again():
     app = page("1_Playground.py").run()
     assert not app.exception
-    app.text_input[0].input("What is the refund window at Acme Corp?")
-    app.button[0].click().run()
+    app.text_input(key="question_box").input("What is the refund window at Acme Corp?")
+    app.button(key="ask").click().run()
     answers = app.session_state["answers"]
     assert set(answers) == {"base", "memory"} and "45" not in answers["memory"].answer
     assert any("python -m lab train" in w.value for w in app.warning)  # learned arms explain themselves
     app.text_input(key="correction").input("The refund window at Acme Corp is 45 days.")
-    app.button[1].click().run()
+    app.button(key="remember").click().run()
     assert not app.exception and app.success
-    app.button[0].click().run()
+    app.button(key="ask").click().run()
     assert "45 days" in app.session_state["answers"]["memory"].answer
+    # Why? Leaving the one memory out brings the base answer back: it was decisive.
+    app.button(key="why_button").click().run()
+    assert not app.exception and app.session_state["why"].decisive == [1]
+    assert any("changed the answer" in s.value for s in app.success)
+
+
+def test_playground_reads_the_link_and_teacher_mode_hides_the_knobs():
+    app = page("1_Playground.py")
+    app.query_params.update({"k": "2", "threshold": "0.7", "scenario": "pirate", "teacher": "1", "arm": "base"})
+    app.run()
+    assert not app.exception and not app.slider  # no knobs for the class
+    assert any("k = 2 · threshold = 0.7" in c.value for c in app.sidebar.caption)
+    app.selectbox(key="pick").select(app.selectbox(key="pick").options[1]).run()
+    assert app.text_input(key="question_box").value == app.selectbox(key="pick").options[1]
+    bad = page("1_Playground.py")
+    bad.query_params["k"] = "lots"
+    bad.run()
+    assert not bad.exception and bad.slider(key="k").value == 3 and any("k='lots'" in w.value for w in bad.warning)
 
 
 def test_wipe_test_page_reveals_against_the_prediction():
@@ -59,3 +77,6 @@ def test_learning_page_trains_off_thread_and_lists_the_adapter():
     assert not app.exception
     assert lab.adapters.active_name() == "v1"
     assert any("v1" in m.value for m in app.markdown)
+    [b for b in app.button if b.label == "Make permanent"][0].click().run()
+    assert not app.exception and (lab.adapters.get("v1").path.parent / "merged.gguf").exists()
+    assert any("merged.gguf" in c.value for c in app.caption)
