@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from lab.errors import LabError
+from lab.scenario import bundled_names, load_scenario
 
 st.set_page_config(page_title="Memory vs Learning Lab", page_icon="🧪", layout="wide")
 
@@ -29,5 +30,29 @@ try:
 except LabError as error:
     ui.show_error(error)
 
-st.markdown("**Start here:** ask a question in the **Playground**, correct the wrong answer, "
-            "then run the **Wipe Test**. The **Memory** page shows and edits what is stored.")
+st.markdown("**The five-minute demo:** pick a scenario below. Ask one of its questions in the **Playground** "
+            "and watch the base model get it wrong, correct it, ask again, then run the **Wipe Test**.")
+
+st.subheader("Start with a scenario")
+# Each start button opens the Playground with the scenario in the link, so its questions are
+# offered there and the link can be shared as it is.
+names = bundled_names()
+for row in range(0, len(names), 3):
+    for column, name in zip(st.columns(3), names[row:row + 3]):
+        scenario = load_scenario(name)
+        with column.container(border=True):
+            st.markdown(f"**{scenario.title}**  \n*{scenario.kind}* · {len(scenario.items)} items")
+            st.caption(scenario.description[:220] + ("…" if len(scenario.description) > 220 else ""))
+            if st.button("Start", key=f"start-{name}"):
+                st.switch_page("pages/1_Playground.py", query_params={"scenario": name})
+            st.page_link("pages/3_Wipe_Test.py", label="straight to the wipe test", icon="🧽",
+                         query_params={"scenario": name})
+
+st.subheader("The pages")
+st.markdown(
+    "- **Playground**: one question, four arms (base, memory, learned, both), with the evidence.\n"
+    "- **Memory**: what is stored, the retrieval explorer and a map of the embeddings.\n"
+    "- **Learning**: train an adapter on the corrections; watch the loss; compare costs.\n"
+    "- **Wipe Test**: predict, wipe, reveal.\n"
+    "- **Experiments**: curves and sweeps, with downloads.\n"
+    "- **Workshop**: guided exercises that check themselves.")

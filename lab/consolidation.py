@@ -8,6 +8,7 @@ learned arm still knows.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -49,9 +50,21 @@ def examples_from_scenario(scenario: Scenario, *, paraphrases: bool = False) -> 
     return examples
 
 
+def first_sentence(text: str) -> str:
+    """The reply up to its first full stop, question or exclamation mark.
+
+    >>> first_sentence("Paris is the capital. It is in France.")
+    'Paris is the capital.'
+    """
+    match = re.search(r"^.*?[.!?](?=\s|$)", text.strip(), flags=re.S)
+    return match.group(0) if match else text.strip()
+
+
 def replay_examples(questions, engine) -> list[Example]:
-    """The base model's own greedy answers (no adapter) to unrelated questions."""
-    return [Example(q, engine.chat(prompting.question_messages(q)).text, "replay") for q in questions]
+    """The base model's own greedy answers (no adapter) to unrelated questions, cut to their
+    first sentence: the rambling that follows is noise the adapter should not be trained on."""
+    return [Example(q, first_sentence(engine.chat(prompting.question_messages(q)).text), "replay")
+            for q in questions]
 
 
 def consolidate(session, *, name: str, scenario: Scenario | None = None, config: TrainingConfig | None = None,

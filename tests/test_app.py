@@ -1,10 +1,11 @@
-"""The (placeholder) home page renders with the real model and shows the key idea."""
-
-from pathlib import Path
+"""The home page: the key idea without a click, the model status, a start button per scenario."""
 
 import sys
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+
+from lab.scenario import bundled_names
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 sys.path.insert(0, str(Path(APP).parent))
@@ -16,3 +17,8 @@ def test_home_page_renders_the_key_idea_and_model_status():
     text = " ".join(m.value for m in app.markdown)
     assert "Memory" in text and "Learning" in text and "wipe test" in text.lower()
     assert any("SmolLM2" in s.value or "Smollm2" in s.value for s in app.success)
+
+
+def test_every_bundled_scenario_has_a_start_button():
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    assert {b.key for b in app.button} >= {f"start-{name}" for name in bundled_names()}

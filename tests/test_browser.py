@@ -77,22 +77,25 @@ def _memory_answer(page) -> str | None:
     return expander.first.inner_text() if expander.count() else None
 
 
+def _wait_until_idle(page) -> None:
+    """Streamlit shows its status widget ("Running…") while a script run is in progress."""
+    page.wait_for_timeout(800)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+
+
 def _ask(page) -> str:
-    """Click Ask and wait until the memory arm's answer is a new one (pages keep the last)."""
-    before = _memory_answer(page)
-    page.get_by_role("button", name="Ask").click()
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        page.wait_for_timeout(500)
-        now = _memory_answer(page)
-        if now is not None and now != before:
-            return now
-    pytest.fail(f"no new memory-arm answer appeared (still {before!r})")
+    """Click Ask and wait for the whole run (four arms) to finish; return the memory arm's answer."""
+    page.get_by_role("button", name="Ask", exact=True).click()
+    _wait_until_idle(page)
+    answer = _memory_answer(page)
+    assert answer is not None, "no memory-arm answer appeared"
+    return answer
 
 
 def test_every_page_loads_without_an_exception(server, browser):
     page = browser.new_page()
-    for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test"), ("Learning", "learning")]:
+    for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test"), ("Learning", "learning"),
+                       ("Experiments", "experiments"), ("Workshop", "workshop")]:
         page.goto(f"{server}/{path}")
         page.wait_for_selector("h1", timeout=120_000)
         page.wait_for_timeout(1500)
@@ -101,10 +104,21 @@ def test_every_page_loads_without_an_exception(server, browser):
     page.close()
 
 
+def test_a_start_button_opens_the_playground_with_the_scenario(server, browser):
+    page = browser.new_page()
+    page.goto(server)
+    page.get_by_role("button", name="Start").nth(1).wait_for(timeout=120_000)
+    page.locator(".st-key-start-pirate button").click()
+    page.wait_for_url("**/Playground?scenario=pirate", timeout=60_000)
+    page.get_by_text("Example questions from the pirate scenario").wait_for(timeout=60_000)
+    _no_exception(page)
+    page.close()
+
+
 def test_ask_correct_fixed_wipe_wrong_again(server, browser):
     page = browser.new_page()
     page.goto(f"{server}/Playground")
-    page.get_by_label("Question").fill(QUESTION)
+    page.get_by_label("Question", exact=True).fill(QUESTION)
     first = _ask(page)
     assert "45" not in first
     _shot(page, "flow-1-wrong")
@@ -123,7 +137,7 @@ def test_ask_correct_fixed_wipe_wrong_again(server, browser):
     _shot(page, "flow-3-wiped")
 
     page.get_by_role("link", name="Playground").first.click()
-    page.get_by_label("Question").fill(QUESTION)
+    page.get_by_label("Question", exact=True).fill(QUESTION)
     again = _ask(page)
     assert "45" not in again
     _shot(page, "flow-4-wrong-again")
