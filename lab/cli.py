@@ -339,13 +339,10 @@ def _evaluation(session, args, run):
     scenario = load_scenario(args.scenario)
     arms = _parse_arms(args.arms)
     adapter = _adapter_for(session, scenario, arms, args.adapter, getattr(args, "train", False))
-    snapshot = "auto-before-eval"
-    session.memory.snapshot(snapshot)  # the evaluation starts from an empty memory; yours comes back
-    try:
+    from lab.evaluate import memory_given_back
+
+    with memory_given_back(session):  # the evaluation starts from an empty memory; yours comes back
         return scenario, run(scenario, arms, adapter)
-    finally:
-        session.memory.restore(snapshot)
-        session.memory.delete_snapshot(snapshot)
 
 
 def cmd_eval(session, args):

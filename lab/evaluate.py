@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +108,29 @@ def remember_scenario(session, scenario: Scenario) -> int:
     return len(scenario.items)
 
 
+@contextmanager
+def memory_given_back(session):
+    """Lend the workspace memory to an evaluation, which empties and refills it, and put the
+    user's memories back afterwards (a snapshot, restored even when the evaluation fails)."""
+    name = f"auto-before-eval-{uuid.uuid4().hex[:8]}"
+    session.memory.snapshot(name)
+    try:
+        yield
+    finally:
+        session.memory.restore(name)
+        session.memory.delete_snapshot(name)
+
+
 def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None) -> dict:
-    """Evaluate, wipe the memory, evaluate again. Training is not part of it (or of `seconds`)."""
+    """Evaluate, wipe the memory, evaluate again; then give the user's memory back.
+    Training is not part of it (or of `seconds`)."""
     start = time.perf_counter()
-    remember_scenario(session, scenario)
-    cache: dict = {}
-    before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
-    session.memory.wipe()
-    after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+    with memory_given_back(session):
+        remember_scenario(session, scenario)
+        cache: dict = {}
+        before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+        session.memory.wipe()
+        after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
     return {"scenario": scenario.name, "before": before, "after": after,
             "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2)}
 

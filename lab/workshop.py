@@ -335,15 +335,9 @@ def save_prediction(state: dict, prediction: dict[str, str]) -> None:
 
 def run_wipe_test(session, scenario_name: str, state: dict) -> dict:
     """Helper for exercise 5 (the student's action): the wipe test on `scenario_name`, learned arm
-    included when an adapter is active. The memory is put back afterwards, as the CLI does."""
+    included when an adapter is active. wipe_test gives the memory back afterwards."""
     arms = ["base", "memory"] + (["learned"] if session.adapters.active() else [])
-    snapshot = "workshop-before-wipe-test"
-    session.memory.snapshot(snapshot)
-    try:
-        report = wipe_test(session, load_scenario(scenario_name), arms)
-    finally:
-        session.memory.restore(snapshot)
-        session.memory.delete_snapshot(snapshot)
+    report = wipe_test(session, load_scenario(scenario_name), arms)
     state["report"], state["report_at"] = report, time.time()
     return report
 

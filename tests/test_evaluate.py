@@ -33,6 +33,7 @@ def small(tmp_path):
 def test_memory_improves_and_the_wipe_takes_it_away(engine, embedder, small):
     scenario, _ = small
     session = LabSession.open("eval")
+    mine = session.memory.add("My cat is called Miso.")
     report = wipe_test(session, scenario, ["base", "memory"])
     before, after = report["before"], report["after"]
     assert before["base"]["reliability"] == 0.0 and before["memory"]["reliability"] == 1.0
@@ -42,7 +43,8 @@ def test_memory_improves_and_the_wipe_takes_it_away(engine, embedder, small):
     assert before["memory"]["reverse"] is None and before["memory"]["adherence"] is None  # no questions
     assert report["survived"]["memory"]["reliability"] is False
     assert report["survived"]["base"]["reliability"] is None
-    assert len(session.memory) == 0
+    # The user's memory comes back, and nothing of the scenario stays in it.
+    assert [m.text for m in session.memory.list()] == [mine.text] and session.memory.snapshots() == []
 
 
 def test_remembering_a_scenario_starts_from_an_empty_memory(engine, embedder, small):

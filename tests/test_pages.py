@@ -50,12 +50,14 @@ def test_wipe_test_page_reveals_against_the_prediction():
     app = page("3_Wipe_Test.py").run()
     assert not app.exception
     app.selectbox[0].select("poisoning")
-    app.radio(key="p-memory").set_value("loses it")
-    [b for b in app.button if b.label == "Run the wipe test"][0].click().run()
+    assert app.button(key="run").disabled  # predict first
+    app.radio(key="p-memory").set_value("loses it").run()
+    app.button(key="run").click().run()
     assert not app.exception
     report = app.session_state["wipe"]
     assert report["before"]["memory"]["reliability"] > report["after"]["memory"]["reliability"]
     assert any("memory: you said it loses it; it loses it." in s.value for s in app.success)
+    assert len(app.get("plotly_chart")) >= 3  # one chart per metric with questions
 
 
 def test_learning_page_trains_off_thread_and_lists_the_adapter():
