@@ -143,3 +143,32 @@ def test_ask_correct_fixed_wipe_wrong_again(server, browser):
     _shot(page, "flow-4-wrong-again")
     _no_exception(page)
     page.close()
+
+
+def test_ten_sessions_ask_and_remember_at_once(server, browser):
+    """Ten students at once on one shared model: no errors, and each sees only its own memory."""
+    codes = {i: f"{4000 + 37 * i}" for i in range(10)}
+    pages = {i: browser.new_context().new_page() for i in codes}
+    for i, page in pages.items():
+        page.goto(f"{server}/Playground")
+        page.get_by_label("Question", exact=True).wait_for(timeout=120_000)
+        page.get_by_label("Question", exact=True).fill(f"What is the code of locker number {i}?")
+    for page in pages.values():  # all ten runs start before any is awaited
+        page.get_by_role("button", name="Ask", exact=True).click()
+    for page in pages.values():
+        _wait_until_idle(page)
+    for i, page in pages.items():
+        page.get_by_label("The right answer").fill(f"The code of locker number {i} is {codes[i]}.")
+        page.get_by_role("button", name="Remember the correction").click()
+    for page in pages.values():
+        page.get_by_text("Remembered [1]").wait_for(timeout=120_000)  # each has its own store: id 1
+        page.get_by_role("button", name="Ask", exact=True).click()
+    for i, page in pages.items():
+        _wait_until_idle(page)
+        _no_exception(page)
+        memory = _memory_answer(page)
+        assert f"locker number {i} is {codes[i]}" in memory  # its own note was retrieved...
+        assert not any(code in memory for j, code in codes.items() if j != i)  # ...and nobody else's
+    _shot(pages[0], "ten-sessions-0")
+    for page in pages.values():
+        page.context.close()
