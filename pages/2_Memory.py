@@ -50,7 +50,11 @@ except LabError as error:
 by_id = {m.id: m for m in memories}
 st.caption(f"{len(memories)} memor{'y' if len(memories) == 1 else 'ies'} in workspace `{lab.workspace.name}`")
 
-table_tab, explorer_tab, files_tab = st.tabs(["Memories", "Retrieval explorer", "Snapshots and files"])
+if ui.teacher_mode():  # a class needs the table and the explorer; files and snapshots wait below
+    table_tab, explorer_tab = st.tabs(["Memories", "Retrieval explorer"])
+    files_tab = st.expander("Snapshots and files (advanced)")
+else:
+    table_tab, explorer_tab, files_tab = st.tabs(["Memories", "Retrieval explorer", "Snapshots and files"])
 
 # ---- the memories: table, add, edit, delete, undo ------------------------------------------------
 with table_tab:

@@ -19,14 +19,19 @@ source = st.radio("Train on", ["my memory", "a scenario"], horizontal=True)
 scenario_name = st.selectbox("Scenario", bundled_names()) if source == "a scenario" else None
 left, right = st.columns(2)
 steps = left.slider("training steps", 5, 200, TrainingConfig.steps, 5)
-rank = left.select_slider("LoRA rank", [2, 4, 8, 16, 32], TrainingConfig.rank)
-top_layers = right.slider("layers adapted (from the top)", 1, 30, TrainingConfig.top_layers)
-learning_rate = right.select_slider("learning rate", [5e-4, 1e-3, 2e-3, 3e-3, 5e-3], TrainingConfig.learning_rate)
-paraphrases = left.checkbox("also train on paraphrases (scenarios)")
-replay = right.checkbox("replay: mix in the base model's own answers (less forgetting?)")
+rank, top_layers = TrainingConfig.rank, TrainingConfig.top_layers
+learning_rate, paraphrases, replay = TrainingConfig.learning_rate, False, False
+if not ui.teacher_mode():  # the measured defaults for a class; the knobs for exploring alone
+    rank = left.select_slider("LoRA rank", [2, 4, 8, 16, 32], TrainingConfig.rank)
+    top_layers = right.slider("layers adapted (from the top)", 1, 30, TrainingConfig.top_layers)
+    learning_rate = right.select_slider("learning rate", [5e-4, 1e-3, 2e-3, 3e-3, 5e-3], TrainingConfig.learning_rate)
+    paraphrases = left.checkbox("also train on paraphrases (scenarios)")
+    replay = right.checkbox("replay: mix in the base model's own answers (measured: more forgetting here, "
+                            "see the README)")
 name = st.text_input("Adapter name", value=scenario_name or "from-memory")
 
 job: TrainingJob | None = st.session_state.get("job")
+ui.model_queue_notice(lab)
 if st.button("Train", type="primary", disabled=bool(job and not job.finished)):
     try:
         config = TrainingConfig(steps=steps, rank=rank, alpha=2.0 * rank, learning_rate=learning_rate,

@@ -83,6 +83,7 @@ except LabError as error:
     ui.show_error(error)
 
 runs = st.session_state.setdefault("experiments", [])
+ui.model_queue_notice(lab)
 if st.button("Run", type="primary", key="run", disabled=values is None):
     progress = st.progress(0.0, text="measuring the first point…")
     live = st.empty()

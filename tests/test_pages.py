@@ -82,3 +82,15 @@ def test_learning_page_trains_off_thread_and_lists_the_adapter():
     [b for b in app.button if b.label == "Make permanent"][0].click().run()
     assert not app.exception and (lab.adapters.get("v1").path.parent / "merged.gguf").exists()
     assert any("merged.gguf" in c.value for c in app.caption)
+
+
+def test_teacher_mode_hides_the_advanced_knobs():
+    learning = page("4_Learning.py")
+    learning.query_params["teacher"] = "1"
+    learning.run()
+    assert not learning.exception and [s.label for s in learning.slider] == ["training steps"]
+    assert not learning.checkbox  # no replay / paraphrase switches for the class
+    memory = page("2_Memory.py")
+    memory.query_params["teacher"] = "1"
+    memory.run()
+    assert not memory.exception and len(memory.tabs) == 2 and memory.expander
