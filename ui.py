@@ -33,13 +33,13 @@ def session() -> LabSession:
     return st.session_state["lab"]
 
 
-WAITING = "⏳ waiting for the model: another student's request is running…"
+WAITING = "Waiting for the model: another student's request is running…"
 
 
 def model_queue_notice(lab: LabSession) -> None:
     """Say so when the shared model is busy: a long run would otherwise just look stuck."""
     if lab.engine.busy:
-        st.info(f"{WAITING} ({lab.engine.waiting} queued). Yours starts as soon as it is free.", icon="⏳")
+        st.info(f"{WAITING} ({lab.engine.waiting} queued). Yours starts as soon as it is free.")
 
 
 def show_error(error: LabError) -> None:

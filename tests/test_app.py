@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from lab.scenario import bundled_names
 
-APP = str(Path(__file__).resolve().parent.parent / "app.py")
+APP = str(Path(__file__).resolve().parent.parent / "app.py")  # routes to home.py
 sys.path.insert(0, str(Path(APP).parent))
 
 

@@ -22,6 +22,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUESTION = "What is the refund window at Acme Corp?"
 
 
+# While a script run is in progress Streamlit's status widget offers "Stop" (older versions
+# say "Running..."); it can also stay up for other notices, e.g. "source file changed".
+RUN_FINISHED = """() => {
+  const widget = document.querySelector('[data-testid="stStatusWidget"]');
+  return !widget || !/running|stop/i.test(widget.innerText);
+}"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,7 +88,7 @@ def _memory_answer(page) -> str | None:
 def _wait_until_idle(page) -> None:
     """Streamlit shows its status widget ("Running…") while a script run is in progress."""
     page.wait_for_timeout(800)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+    page.wait_for_function(RUN_FINISHED, timeout=180_000)
 
 
 def _ask(page) -> str:
