@@ -1,5 +1,7 @@
 """Playground: one question, four arms side by side."""
 
+import time
+
 import streamlit as st
 
 import ui
@@ -90,7 +92,10 @@ if answers:
     correct = st.text_input("The right answer, as a full sentence", key="correction")
     if st.button("Remember the correction", key="remember") and correct.strip():
         try:
+            started = time.perf_counter()
             memory = lab.memory.add(correct, question=st.session_state["question"], answer=correct)
-            st.success(f"Remembered [{memory.id}]. Ask again to see the memory arm use it.")
+            took_ms = (time.perf_counter() - started) * 1000
+            st.success(f"Remembered [{memory.id}] in {took_ms:.0f} ms (embedded, indexed, saved). "
+                       "Ask again to see the memory arm use it; the model's weights did not change.")
         except LabError as error:
             ui.show_error(error)
