@@ -161,7 +161,7 @@ class Agent:
                 memory_format: str = prompting.DEFAULT_MEMORY_FORMAT,
                 exclude_ids: set[int] | None = None, adapter_file: Path | None = None) -> "Prepared":
         """Everything up to the model call: the retrieved hits and the exact messages this
-        arm would send. The Memory page's explorer shows it without generating."""
+        arm would send, for a view that shows the prompt without generating."""
         question = validate_question(question)
         arm = validate_arm(arm)
         if not isinstance(k, int) or not 1 <= k <= 50:
