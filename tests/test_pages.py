@@ -79,6 +79,8 @@ def test_learning_page_trains_off_thread_and_lists_the_adapter():
     assert not app.exception
     assert lab.adapters.active_name() == "v1"
     assert any("v1" in m.value for m in app.markdown)
+    costs = {m.label: m.value for m in app.metric}
+    assert costs["to remember one correction"].endswith(" ms") and costs["active adapter on disk"].endswith(" MB")
     [b for b in app.button if b.label == "Make permanent"][0].click().run()
     assert not app.exception and (lab.adapters.get("v1").path.parent / "merged.gguf").exists()
     assert any("merged.gguf" in c.value for c in app.caption)
