@@ -124,9 +124,9 @@ class Agent:
                               on_token=on_token, on_wait=on_wait)
 
     def _complete(self, prepared: "Prepared", *, max_tokens: int, reply_cache: dict | None,
-                  stop_when=None, on_token=None, on_wait=None) -> Answer:
+                  stop_when=None, on_token=None, on_wait=None, prompt: str | None = None) -> Answer:
         # Only evaluations pass a cache; a plain ask should not render the template twice.
-        key = self._cache_key(prepared, max_tokens, stop_when) if reply_cache is not None else None
+        key = self._cache_key(prepared, max_tokens, stop_when, prompt) if reply_cache is not None else None
         completion = reply_cache.get(key) if reply_cache is not None else None
         if completion is None:
             completion = self.engine.chat(prepared.messages, adapter=prepared.adapter_path, max_tokens=max_tokens,
@@ -153,7 +153,7 @@ class Agent:
         answers: list[Answer | None] = [None] * len(prepared)
         for i in sorted(range(len(prepared)), key=prompts.__getitem__):
             answers[i] = self._complete(prepared[i], max_tokens=max_tokens, reply_cache=reply_cache,
-                                        stop_when=checks[i], on_wait=on_wait)
+                                        stop_when=checks[i], on_wait=on_wait, prompt=prompts[i])
         return answers  # type: ignore[return-value]
 
     def prepare(self, question: str, arm: str = "base", *, k: int = DEFAULT_K,
@@ -185,9 +185,10 @@ class Agent:
             messages = prompting.question_messages(question)
         return Prepared(question, arm, hits, messages, adapter_path, retrieval_ms)
 
-    def _cache_key(self, prepared: "Prepared", max_tokens: int, stop_when) -> tuple:
+    def _cache_key(self, prepared: "Prepared", max_tokens: int, stop_when, prompt: str | None = None) -> tuple:
         # After a wipe the memory arm's prompt is the base arm's: the same key, one generation.
-        return (self.engine.format_prompt(prepared.messages), str(prepared.adapter_path), max_tokens, stop_when)
+        prompt = prompt if prompt is not None else self.engine.format_prompt(prepared.messages)
+        return (prompt, str(prepared.adapter_path), max_tokens, stop_when)
 
     def _adapter_path(self, arm: str, name: str | None):
         if arm not in ("learned", "both"):
