@@ -22,12 +22,23 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUESTION = "What is the refund window at Acme Corp?"
 
 
-# While a script run is in progress Streamlit's status widget offers "Stop" (older versions
-# say "Running..."); it can also stay up for other notices, e.g. "source file changed".
-RUN_FINISHED = """() => {
-  const widget = document.querySelector('[data-testid="stStatusWidget"]');
-  return !widget || !/running|stop/i.test(widget.innerText);
+# Streamlit marks the app root with the script's state: "running" while a run is in
+# progress, "notRunning" once it has finished. Right after a click the root still reads
+# "notRunning" from the previous run, so waiting for "notRunning" alone can return before
+# the new run has even started (CI read a stale answer that way). WATCH_RUNS counts the
+# runs that start from the moment it is called; RUN_FINISHED needs one to have started.
+WATCH_RUNS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (window.labRunWatcher) window.labRunWatcher.disconnect();
+  // A run still going when we start watching ends only after the rerun a click asks for.
+  window.labRunsStarted = app.getAttribute('data-test-script-state') === 'notRunning' ? 0 : 1;
+  window.labRunWatcher = new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') !== 'notRunning') window.labRunsStarted++;
+  });
+  window.labRunWatcher.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
+RUN_FINISHED = """() => window.labRunsStarted > 0 &&
+  document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
 
 
 def _free_port() -> int:
@@ -85,16 +96,16 @@ def _memory_answer(page) -> str | None:
     return expander.first.inner_text() if expander.count() else None
 
 
-def _wait_until_idle(page) -> None:
-    """Streamlit shows its status widget ("Running…") while a script run is in progress."""
-    page.wait_for_timeout(800)
+def _click_and_wait(page, button) -> None:
+    """Click a button and wait until the script run it starts has finished."""
+    page.evaluate(WATCH_RUNS)
+    button.click()
     page.wait_for_function(RUN_FINISHED, timeout=180_000)
 
 
 def _ask(page) -> str:
     """Click Ask and wait for the whole run (four arms) to finish; return the memory arm's answer."""
-    page.get_by_role("button", name="Ask", exact=True).click()
-    _wait_until_idle(page)
+    _click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
     answer = _memory_answer(page)
     assert answer is not None, "no memory-arm answer appeared"
     return answer
@@ -162,17 +173,19 @@ def test_ten_sessions_ask_and_remember_at_once(server, browser):
         page.get_by_label("Question", exact=True).wait_for(timeout=120_000)
         page.get_by_label("Question", exact=True).fill(f"What is the code of locker number {i}?")
     for page in pages.values():  # all ten runs start before any is awaited
+        page.evaluate(WATCH_RUNS)
         page.get_by_role("button", name="Ask", exact=True).click()
     for page in pages.values():
-        _wait_until_idle(page)
+        page.wait_for_function(RUN_FINISHED, timeout=180_000)
     for i, page in pages.items():
         page.get_by_label("The right answer").fill(f"The code of locker number {i} is {codes[i]}.")
         page.get_by_role("button", name="Remember the correction").click()
     for page in pages.values():
         page.get_by_text("Remembered [1]").wait_for(timeout=120_000)  # each has its own store: id 1
+        page.evaluate(WATCH_RUNS)
         page.get_by_role("button", name="Ask", exact=True).click()
     for i, page in pages.items():
-        _wait_until_idle(page)
+        page.wait_for_function(RUN_FINISHED, timeout=180_000)
         _no_exception(page)
         memory = _memory_answer(page)
         assert f"locker number {i} is {codes[i]}" in memory  # its own note was retrieved...
