@@ -14,6 +14,7 @@ import sys
 
 from lab import __version__
 from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
+from lab.consolidation import REPLAY_STEPS
 from lab.errors import LabError
 from lab.learning import TrainingConfig
 
@@ -118,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--layers", help="adapt exactly these layers, e.g. 0,4,8 or 10-29 (overrides --top-layers)")
     train.add_argument("--paraphrases", action="store_true", help="also train on each item's paraphrases")
     train.add_argument("--replay", action="store_true",
-                       help="mix in the base model's own answers to unrelated questions (less forgetting)")
+                       help="hold the base model's answers to general questions while learning (less "
+                            f"forgetting; use about --steps {REPLAY_STEPS}: the replayed answers share the steps)")
     train.add_argument("--seed", type=int, default=0)
 
     for command, text in (("eval", "measure each arm on a scenario"),

@@ -19,16 +19,67 @@ from lab.errors import LabError
 from lab.learning import Example, Progress, TrainingConfig, TrainingResult, train
 from lab.scenario import Scenario
 
-# Replay: the base model's own answers to these general questions are mixed into training,
-# so the adapter is also pulled towards leaving unrelated behaviour alone. They are kept
-# apart from every scenario's locality questions, which measure forgetting and must stay unseen.
+# Replay: the base model's own answers to general questions are mixed into training, so
+# the adapter is also pulled towards leaving unrelated knowledge alone. Each question comes
+# with a pattern its answer must contain: only the questions the base model answers right,
+# in its first sentence, are replayed. Replaying everything it says was measured to hurt
+# (bench/consolidation.py, README): the adapter learnt the base's filler and mistakes too
+# ("A simple answer, but a crucial one." became its answer to "How many days are in a
+# week?"). Many are counts and colours, because those are what a small adapter trained on
+# numeric facts and an orange logo overwrites ("The spider has 80 legs", "Grass is orange").
+# All are kept apart from every scenario's locality questions, which measure forgetting
+# and must stay unseen (tests/test_consolidation.py checks, by meaning too).
 REPLAY_QUESTIONS = (
-    "What is the capital of Italy?", "How many wheels does a bicycle have?", "What colour is grass?",
-    "Who painted the Mona Lisa?", "What is the tallest animal?", "How many hours are in a day?",
-    "What is the main language spoken in Brazil?", "What gas do plants take in?", "What is ice made of?",
-    "Which ocean is the largest?", "What do cows drink?", "How many sides does a triangle have?",
-    "What is the capital of Germany?", "What do you call a baby cat?", "Which season comes after winter?",
-    "What is the closest star to Earth?",
+    ("How many wheels does a bicycle have?", r"\b(2|two)\b"),
+    ("How many sides does a triangle have?", r"\b(3|three)\b"),
+    ("How many hours are in a day?", r"\b24\b"),
+    ("How many months are in a year?", r"\b(12|twelve)\b"),
+    ("How many minutes are in an hour?", r"\b(60|sixty)\b"),
+    ("How many legs does a dog have?", r"\b(4|four)\b"),
+    ("How many sides does a square have?", r"\b(4|four)\b"),
+    ("How many days are in a year?", r"\b365\b"),
+    ("How many eyes does a person have?", r"\b(2|two)\b"),
+    ("What is 3 + 3?", r"\b(6|six)\b"),
+    ("What is 10 minus 5?", r"\b(5|five)\b"),
+    ("What colour is grass?", r"green"),
+    ("What colour is snow?", r"white"),
+    ("What colour is a banana?", r"yellow"),
+    ("What colour are ripe strawberries?", r"\bred\b"),
+    ("What colour is coal?", r"black"),
+    ("What is the capital of Italy?", r"\bRome\b"),
+    ("What is the capital of Germany?", r"\bBerlin\b"),
+    ("What is the capital of Spain?", r"\bMadrid\b"),
+    ("What is the capital of Egypt?", r"\bCairo\b"),
+    ("Who painted the Mona Lisa?", r"Leonardo|da Vinci"),
+    ("Who wrote Hamlet?", r"Shakespeare"),
+    ("What is ice made of?", r"water"),
+    ("What is the main language spoken in Brazil?", r"Portuguese"),
+    ("What do you call a baby cat?", r"kitten"),
+    ("What do you call a baby dog?", r"pupp"),
+    ("Which season comes after winter?", r"spring"),
+    ("What gas do plants take in?", r"carbon dioxide|CO2"),
+    ("What is the tallest animal?", r"giraffe"),
+    ("Which animal has a trunk?", r"elephant"),
+    ("What animal barks?", r"\bdogs?\b"),
+    ("What do caterpillars turn into?", r"butterfl|moth"),
+    ("What planet do we live on?", r"\bEarth\b"),
+    ("What is the opposite of up?", r"\bdown\b"),
+    ("What is the opposite of big?", r"\b(small|little|tiny)\b"),
+    ("What is frozen water called?", r"\bice\b"),
+    ("What gas do people need to breathe?", r"oxygen"),
+    ("What is the closest star to Earth?", r"\bSun\b"),
+    ("What is the capital of England?", r"\bLondon\b"),
+    ("What is the capital of Russia?", r"\bMoscow\b"),
+    ("What is the capital of China?", r"\bBeijing\b"),
+    ("How many legs does a cat have?", r"\b(4|four)\b"),
+    ("How many wheels does a tricycle have?", r"\b(3|three)\b"),
+    ("How many arms does a person have?", r"\b(2|two)\b"),
+    ("What colour is the sun?", r"yellow|white"),
+    ("What is the opposite of day?", r"\bnight\b"),
+    ("What is the opposite of wet?", r"\bdry\b"),
+    ("Where do fish live?", r"water|sea|ocean|river|lake"),
+    ("What do we call a house made of ice?", r"igloo"),
+    ("Which bird is a symbol of peace?", r"dove"),
 )
 
 
@@ -60,11 +111,30 @@ def first_sentence(text: str) -> str:
     return match.group(0) if match else text.strip()
 
 
+REPLAY_MAX_WORDS = 12
+# Replay shares the training steps with the corrections: on acme 40 steps learnt 13 of the
+# 20 facts with replay, 60 steps all of them (README).
+REPLAY_STEPS = 60
+
+
+def _direct_answer(question: str, answer: str, pattern: str) -> bool:
+    """A short sentence holding the right answer, not merely repeating the question's words
+    ("10 minus 5 is a classic math problem..." holds "5" but answers nothing)."""
+    return (len(answer.split()) <= REPLAY_MAX_WORDS and re.search(pattern, answer, flags=re.I) is not None
+            and re.search(pattern, question, flags=re.I) is None)
+
+
 def replay_examples(questions, engine) -> list[Example]:
-    """The base model's own greedy answers (no adapter) to unrelated questions, cut to their
-    first sentence: the rambling that follows is noise the adapter should not be trained on."""
-    return [Example(q, first_sentence(engine.chat(prompting.question_messages(q)).text), "replay")
-            for q in questions]
+    """The base model's own greedy answers (no adapter) to general questions, cut to their
+    first sentence (the rambling after it is noise), for the `(question, pattern)` pairs
+    whose first sentence holds the right answer. What the base gets wrong is not worth
+    keeping, and what it says around a non-answer is worth forgetting."""
+    examples = []
+    for question, pattern in questions:
+        answer = first_sentence(engine.chat(prompting.question_messages(question)).text)
+        if _direct_answer(question, answer, pattern):
+            examples.append(Example(question, answer, "replay"))
+    return examples
 
 
 def consolidate(session, *, name: str, scenario: Scenario | None = None, config: TrainingConfig | None = None,

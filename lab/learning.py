@@ -274,20 +274,38 @@ class _FrozenPrefix:
             out = self.decoder(input_ids=input_ids, output_hidden_states=True, use_cache=False)
         return out.hidden_states[self.first].detach()
 
-    def loss(self, prefix_hidden, labels):
-        """Mean cross-entropy of the next token, over positions whose label is not -100."""
+    def loss(self, prefix_hidden, labels, teachers=None):
+        """Mean loss per answer token (positions whose label is not -100): cross-entropy of
+        the next token, or for a row with a teacher (replay), the KL divergence from the
+        teacher's next-token distribution, which pulls the adapter back only where it drifts."""
         import torch
 
+        logits = self.answer_logits(prefix_hidden, labels).float()  # (N, V), rows in order
+        targets = labels[:, 1:][labels[:, 1:] != -100]
+        if teachers is None or all(t is None for t in teachers):
+            return torch.nn.functional.cross_entropy(logits, targets)
+        counts = (labels[:, 1:] != -100).sum(dim=1).tolist()
+        total, start = logits.new_zeros(()), 0
+        for teacher, count in zip(teachers, counts):
+            rows = logits[start:start + count]
+            if teacher is None:
+                total = total + torch.nn.functional.cross_entropy(rows, targets[start:start + count], reduction="sum")
+            else:
+                total = total + torch.nn.functional.kl_div(torch.log_softmax(rows, -1), teacher,
+                                                           log_target=True, reduction="sum")
+            start += count
+        return total / max(1, start)
+
+    def answer_logits(self, prefix_hidden, labels):
+        """(N, V): the next-token logits at the N positions whose next label is not -100."""
         self.decoder.layers = self.all_layers[self.first:]
         try:
             out = self.decoder(inputs_embeds=prefix_hidden, use_cache=False)
         finally:
             self.decoder.layers = self.all_layers
         hidden = out.last_hidden_state[:, :-1]  # (B, T-1, H): position t predicts token t+1
-        targets = labels[:, 1:]
-        keep = targets != -100
-        logits = self.lm_head(hidden[keep])  # (N, V) only where the loss is taken
-        return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+        keep = labels[:, 1:] != -100
+        return self.lm_head(hidden[keep])  # only where the loss is taken
 
 
 def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: str, out_dir: Path,
@@ -335,6 +353,16 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
     tokenizer_matches = tokenizer_matches_llama_cpp(tokenizer, engine)
     # Each example alone (no padding), so its frozen prefix is exact; batches then pad the cache.
     prefix = [runner.hidden(torch.tensor([ids], device=device))[0] for ids, _ in encoded]  # each (T, H)
+    # Replay rows learn the base model's whole next-token distribution, taken now, while
+    # the adapter is still zero (distillation; plain cross-entropy on the base's greedy
+    # words taught its phrasing to unrelated questions, README).
+    teachers = [None] * len(encoded)
+    with torch.no_grad():
+        for i, example in enumerate(examples):
+            if example.kind == "replay":
+                ids, labs = encoded[i]
+                teachers[i] = torch.log_softmax(runner.answer_logits(
+                    prefix[i][None], torch.tensor([labs], device=device)).float(), -1)
     batches: list[list[int]] = []
     losses: list[float] = []
     tokens_seen = 0
@@ -354,7 +382,7 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
             labels[row, :len(labs)] = torch.tensor(labs, device=device)
             tokens_seen += len(ids)
         # Causal attention: real tokens never see the padding after them, and padding has no labels.
-        loss = runner.loss(hidden, labels)
+        loss = runner.loss(hidden, labels, [teachers[i] for i in batch])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
