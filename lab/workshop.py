@@ -214,8 +214,8 @@ FORGETTING = Exercise(
            "(or `python -m lab train --scenario pirate --name pirate`). It is activated when it finishes.",
            "Press **Check my work**. The check asks the scenario's unrelated (locality) questions — acme's "
            "when the scenario has none — to the base arm and to the learned arm.",
-           "Nothing forgotten? Train again with more steps or a higher learning rate. Then try *replay* on the "
-           "Learning page and see whether fewer facts are lost."),
+           "Nothing forgotten? Train again with more steps or a higher learning rate. Then tick *replay* on the "
+           "Learning page (with about 60 steps: replay shares them) and see whether fewer facts are lost."),
     check=check_forgetting,
 )
 
