@@ -17,19 +17,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the browser helpers the end-to-end tests use
+
+from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, wait_for_run, watch_runs  # noqa: E402
 
 
-# While a script run is in progress Streamlit's status widget offers "Stop" (older versions
-# say "Running..."); it can also stay up for other notices, e.g. "source file changed".
-RUN_FINISHED = """() => {
-  const widget = document.querySelector('[data-testid="stStatusWidget"]');
-  return !widget || !/running|stop/i.test(widget.innerText);
-}"""
-
-
-def idle(page):
+def loaded(page):
+    """After page.goto: the page's first run has finished (then a moment for charts to draw)."""
+    page.wait_for_function(LOADED, timeout=900_000)
     page.wait_for_timeout(1000)
-    page.wait_for_function(RUN_FINISHED, timeout=900_000)
+
+
+def run(page, button):
+    """Click and wait for the run it starts (a wipe test takes minutes)."""
+    click_and_wait(page, button, timeout_ms=900_000)
     page.wait_for_timeout(1000)
 
 
@@ -55,8 +56,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
 
             def shot(name):
@@ -66,41 +66,38 @@ def main() -> None:
             only = sys.argv[1:]  # e.g. "wipe-test": retake just that one
             if not only or "home" in only:
                 page.goto(f"{url}/?workspace=shots")
-                idle(page)
+                loaded(page)
                 shot("home")
             if not only or "playground-why" in only:
                 page.goto(f"{url}/Playground?workspace=shots&scenario=acme")
-                idle(page)
+                loaded(page)
                 page.get_by_label("Question", exact=True).fill("Who is the CEO of Acme Corp?")
-                page.get_by_role("button", name="Ask", exact=True).click()
-                idle(page)
-                page.get_by_role("button", name="Why? Which memory changed the answer?").click()
-                idle(page)
+                run(page, page.get_by_role("button", name="Ask", exact=True))
+                run(page, page.get_by_role("button", name="Why? Which memory changed the answer?"))
                 shot("playground-why")
             if not only or "memory-explorer" in only:
                 page.goto(f"{url}/Memory?workspace=shots")
-                idle(page)
+                loaded(page)
                 page.get_by_role("tab", name="Retrieval explorer").click()
                 page.get_by_label("Question", exact=True).fill("When does the support line open?")
+                watch_runs(page)
                 page.keyboard.press("Enter")
-                idle(page)
+                wait_for_run(page, 900_000)
+                page.wait_for_timeout(1000)
                 shot("memory-explorer")
             if only and "wipe-test" not in only:
                 return
             page.goto(f"{url}/Wipe_Test?workspace=shots&scenario=acme")
-            idle(page)
-            page.get_by_text("loses it").first.click()
-            idle(page)
-            page.get_by_role("button", name="Run the wipe test").click()
-            idle(page)
+            loaded(page)
+            run(page, page.get_by_text("loses it").first)
+            run(page, page.get_by_role("button", name="Run the wipe test"))
             shot("wipe-test")
             page.goto(f"{url}/Experiments?workspace=shots&scenario=poisoning")
-            idle(page)
-            page.get_by_role("button", name="Run", exact=True).click()
-            idle(page)
+            loaded(page)
+            run(page, page.get_by_role("button", name="Run", exact=True))
             shot("experiments")
             page.goto(f"{url}/Workshop?workspace=shots&teacher=1")
-            idle(page)
+            loaded(page)
             shot("workshop")
             browser.close()
     finally:

@@ -6,7 +6,6 @@ see it wrong again. Screenshots go to tests/output/.
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,30 +14,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, click_and_wait, wait_for_run, watch_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "tests" / "output"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 QUESTION = "What is the refund window at Acme Corp?"
-
-
-# Streamlit marks the app root with the script's state: "running" while a run is in
-# progress, "notRunning" once it has finished. Right after a click the root still reads
-# "notRunning" from the previous run, so waiting for "notRunning" alone can return before
-# the new run has even started (CI read a stale answer that way). WATCH_RUNS counts the
-# runs that start from the moment it is called; RUN_FINISHED needs one to have started.
-WATCH_RUNS = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  if (window.labRunWatcher) window.labRunWatcher.disconnect();
-  // A run still going when we start watching ends only after the rerun a click asks for.
-  window.labRunsStarted = app.getAttribute('data-test-script-state') === 'notRunning' ? 0 : 1;
-  window.labRunWatcher = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') !== 'notRunning') window.labRunsStarted++;
-  });
-  window.labRunWatcher.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-}"""
-RUN_FINISHED = """() => window.labRunsStarted > 0 &&
-  document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
 
 
 def _free_port() -> int:
@@ -75,9 +55,7 @@ def browser():
 
     assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 
@@ -96,16 +74,9 @@ def _memory_answer(page) -> str | None:
     return expander.first.inner_text() if expander.count() else None
 
 
-def _click_and_wait(page, button) -> None:
-    """Click a button and wait until the script run it starts has finished."""
-    page.evaluate(WATCH_RUNS)
-    button.click()
-    page.wait_for_function(RUN_FINISHED, timeout=180_000)
-
-
 def _ask(page) -> str:
     """Click Ask and wait for the whole run (four arms) to finish; return the memory arm's answer."""
-    _click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
+    click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
     answer = _memory_answer(page)
     assert answer is not None, "no memory-arm answer appeared"
     return answer
@@ -173,19 +144,19 @@ def test_ten_sessions_ask_and_remember_at_once(server, browser):
         page.get_by_label("Question", exact=True).wait_for(timeout=120_000)
         page.get_by_label("Question", exact=True).fill(f"What is the code of locker number {i}?")
     for page in pages.values():  # all ten runs start before any is awaited
-        page.evaluate(WATCH_RUNS)
+        watch_runs(page)
         page.get_by_role("button", name="Ask", exact=True).click()
     for page in pages.values():
-        page.wait_for_function(RUN_FINISHED, timeout=180_000)
+        wait_for_run(page)
     for i, page in pages.items():
         page.get_by_label("The right answer").fill(f"The code of locker number {i} is {codes[i]}.")
         page.get_by_role("button", name="Remember the correction").click()
     for page in pages.values():
         page.get_by_text("Remembered [1]").wait_for(timeout=120_000)  # each has its own store: id 1
-        page.evaluate(WATCH_RUNS)
+        watch_runs(page)
         page.get_by_role("button", name="Ask", exact=True).click()
     for i, page in pages.items():
-        page.wait_for_function(RUN_FINISHED, timeout=180_000)
+        wait_for_run(page)
         _no_exception(page)
         memory = _memory_answer(page)
         assert f"locker number {i} is {codes[i]}" in memory  # its own note was retrieved...

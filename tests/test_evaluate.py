@@ -11,16 +11,10 @@ import pytest
 from lab.evaluate import evaluate_arms, remember_scenario, survivors, wipe_test
 from lab.scenario import load_scenario
 from lab.session import LabSession
+from two_facts import two_facts_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-SMALL = {"name": "small", "title": "Three Acme facts", "kind": "facts",
-         "items": [{"question": "What is the refund window at Acme Corp?",
-                    "answer": "The refund window at Acme Corp is 45 days.", "target": "45",
-                    "paraphrases": ["How many days do Acme Corp customers have to ask for a refund?"]},
-                   {"question": "What is the Wi-Fi password at the Acme office?",
-                    "answer": "The Wi-Fi password at the Acme office is bluefin42.", "target": "bluefin"}],
-         "locality": [{"question": "What is the capital of France?", "target": "Paris"},
-                      {"question": "What is the capital of Japan?", "target": "Tokyo"}]}
+SMALL = two_facts_scenario("small")
 
 
 @pytest.fixture

@@ -19,15 +19,9 @@ from lab.experiments import (memory_curve, rows_to_csv, rows_to_json, sweep_k, s
 from lab.scenario import load_scenario
 from lab.session import LabSession
 from lora_factory import random_adapter
+from two_facts import two_facts_scenario
 
-TINY = {"name": "tiny", "title": "Two Acme facts", "kind": "facts",
-        "items": [{"question": "What is the refund window at Acme Corp?",
-                   "answer": "The refund window at Acme Corp is 45 days.", "target": "45",
-                   "paraphrases": ["How many days do Acme Corp customers have to ask for a refund?"]},
-                  {"question": "What is the Wi-Fi password at the Acme office?",
-                   "answer": "The Wi-Fi password at the Acme office is bluefin42.", "target": "bluefin"}],
-        "locality": [{"question": "What is the capital of France?", "target": "Paris"},
-                     {"question": "What is the capital of Japan?", "target": "Tokyo"}]}
+TINY = two_facts_scenario("tiny")
 MEMORY_COLUMNS = [*METRICS, "prompt_tokens", "latency_ms"]
 
 

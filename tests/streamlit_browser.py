@@ -1,0 +1,46 @@
+"""Driving `streamlit run` in Debian's chromium: shared by tests/test_browser.py and
+docs/take_screenshots.py (a test tool's own browser download cannot work offline).
+
+Streamlit marks the app root with the script's state: "running" while a run is in
+progress, "notRunning" once it has finished. Right after a click the root still reads
+"notRunning" from the previous run, so waiting for "notRunning" alone can return before
+the new run has even started (CI once read a stale answer that way). `watch_runs` counts
+the runs that start from the moment it is called; RUN_FINISHED needs one to have started.
+"""
+
+import shutil
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+_STATE = "document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+# After page.goto: the state starts as "initial", so this waits for the first run to end.
+LOADED = f"() => {_STATE} === 'notRunning'"
+WATCH_RUNS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  if (window.labRunWatcher) window.labRunWatcher.disconnect();
+  // A run still going when we start watching ends only after the rerun a click asks for.
+  window.labRunsStarted = app.getAttribute('data-test-script-state') === 'notRunning' ? 0 : 1;
+  window.labRunWatcher = new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') !== 'notRunning') window.labRunsStarted++;
+  });
+  window.labRunWatcher.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+RUN_FINISHED = f"() => window.labRunsStarted > 0 && {_STATE} === 'notRunning'"
+
+
+def watch_runs(page) -> None:
+    """Call before the action that starts a run; then `wait_for_run`."""
+    page.evaluate(WATCH_RUNS)
+
+
+def wait_for_run(page, timeout_ms: int = 180_000) -> None:
+    page.wait_for_function(RUN_FINISHED, timeout=timeout_ms)
+
+
+def click_and_wait(page, button, timeout_ms: int = 180_000) -> None:
+    """Click a button and wait until the script run it starts has finished."""
+    watch_runs(page)
+    button.click()
+    wait_for_run(page, timeout_ms)
