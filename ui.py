@@ -24,8 +24,27 @@ def _shared_models():
     return get_engine(), get_embedder()
 
 
+def _run_through_app_py() -> None:
+    """Make sure pages run inside app.py's navigation.
+
+    Until app.py has run once, Streamlit treats a server whose script sits next to a
+    `pages/` folder as an old-style multipage app: a link straight to /Playground as the
+    server's first visit runs the page alone, and the sidebar calls the home page "app".
+    Streamlit keeps that mode in a private flag, which app.py's st.navigation clears;
+    clearing it here and running again takes the page through app.py, to the same page
+    (both modes name a page by its URL path)."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without the old mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def session() -> LabSession:
     """This browser session's lab: its own workspace, the shared model."""
+    _run_through_app_py()
     _shared_models()
     if "lab" not in st.session_state:
         name = st.query_params.get("workspace") or f"browser-{uuid.uuid4().hex[:12]}"

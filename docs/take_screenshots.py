@@ -10,8 +10,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +17,8 @@ OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the browser helpers the end-to-end tests use
 
-from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, wait_for_run, watch_runs  # noqa: E402
+from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, streamlit_server,  # noqa: E402
+                              wait_for_run, watch_runs)
 
 
 def loaded(page):
@@ -43,18 +42,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "from lab.session import LabSession; from lab.scenario import load_scenario;"
                     "from lab.evaluate import remember_scenario; remember_scenario(LabSession.open('shots'),"
                     " load_scenario('acme'))"], cwd=ROOT, env=env, check=True)
-    port = 8765
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                               "--server.headless", "true"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with streamlit_server(home) as url:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
@@ -100,9 +88,6 @@ def main() -> None:
             loaded(page)
             shot("workshop")
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

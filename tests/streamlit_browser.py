@@ -8,7 +8,17 @@ the new run has even started (CI once read a stale answer that way). `watch_runs
 the runs that start from the moment it is called; RUN_FINISHED needs one to have started.
 """
 
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -44,3 +54,30 @@ def click_and_wait(page, button, timeout_ms: int = 180_000) -> None:
     watch_runs(page)
     button.click()
     wait_for_run(page, timeout_ms)
+
+
+@contextmanager
+def streamlit_server(lab_home: str):
+    """`streamlit run app.py` on a free local port with its own LAB_HOME; yields its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                               cwd=ROOT, env={**os.environ, "LAB_HOME": lab_home},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            process.kill()
+            raise RuntimeError("streamlit did not start: " + process.stdout.read().decode()[-2000:])
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

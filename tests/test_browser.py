@@ -5,48 +5,21 @@ The main flow of the lab: ask, see the wrong answer, correct it, see it fixed, w
 see it wrong again. Screenshots go to tests/output/.
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, click_and_wait, wait_for_run, watch_runs
+from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, streamlit_server, wait_for_run,
+                              watch_runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "tests" / "output"
 QUESTION = "What is the refund window at Acme Corp?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    env = {**os.environ, "LAB_HOME": str(tmp_path_factory.mktemp("browser-home"))}
-    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start: " + process.stdout.read().decode()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    with streamlit_server(str(tmp_path_factory.mktemp("browser-home"))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +137,18 @@ def test_ten_sessions_ask_and_remember_at_once(server, browser):
     _shot(pages[0], "ten-sessions-0")
     for page in pages.values():
         page.context.close()
+
+
+def test_a_link_straight_to_a_page_runs_inside_the_app(browser, tmp_path):
+    """A server whose first visit is a shared link to a page (not the home page) still runs
+    it through app.py: the sidebar says "Home", not the script's name, and the link's
+    workspace is kept."""
+    with streamlit_server(str(tmp_path / "deep-link-home")) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/Memory?workspace=shared-link")
+        page.wait_for_function(LOADED, timeout=120_000)
+        navigation = page.locator("[data-testid='stSidebarNav']").inner_text().split()
+        assert navigation[0] == "Home" and "app" not in navigation
+        assert page.locator("h1").first.inner_text() == "Memory" and "workspace=shared-link" in page.url
+        _no_exception(page)
+        page.close()
