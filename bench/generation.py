@@ -15,6 +15,7 @@ import time
 import llama_cpp
 
 from bench.common import write_results
+from lab.decoder import MICRO_BATCH
 from lab.engine import DEFAULT_MAX_TOKENS, DEFAULT_STOP
 from lab.session import LabSession
 
@@ -34,9 +35,10 @@ def main() -> None:
     session = LabSession.open("bench-generation")
     session.memory.wipe()
     engine = session.engine
-    # The raw baseline: a second Llama on the same file, same context and thread settings.
-    raw = llama_cpp.Llama(model_path=str(engine.path), n_ctx=2048, n_batch=512, seed=0,
-                          n_threads=engine._llm.context_params.n_threads, verbose=False)
+    # The raw baseline: a second Llama on the same file, with the decoder's attention settings
+    # (flash attention, micro-batches of 32: lab/decoder.py), so both give the same replies.
+    raw = llama_cpp.Llama(model_path=str(engine.path), n_ctx=2048, n_batch=512, n_ubatch=MICRO_BATCH,
+                          flash_attn=True, seed=0, n_threads=engine._llm.context_params.n_threads, verbose=False)
 
     agent_rates, raw_rates = [], []
     agent_tokens = raw_tokens = 0

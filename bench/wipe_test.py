@@ -3,17 +3,14 @@
 Training is excluded: the adapter is trained (or reused) before the clock starts.
 Target: <= 30 s on the 2-core machine.
 
-It also records where the time goes: llama.cpp evaluates prompt tokens in batches (the
-prompt after the beginning it shares with the previous one) and reply tokens one at a
-time; both are counted by wrapping the model's `eval`.
+It also records where the time goes, from the decoder's counters (lab/decoder.py): prompt
+rows (each token of the prompts' trie, evaluated once), reply rows (one per sequence per
+step) and padding rows, and the seconds llama.cpp spent on each.
 
     python -m bench.wipe_test
 """
 
 from __future__ import annotations
-
-import time
-from collections import Counter
 
 from bench.common import write_results
 from lab.consolidation import consolidate
@@ -28,23 +25,10 @@ def main() -> None:
     names = [a.name for a in session.adapters.list()]
     adapter = (session.adapters.get("acme-auto").path if "acme-auto" in names
                else consolidate(session, name="acme-auto", scenario=scenario, activate=False).path)
-    session.agent.answer("warm up", "memory")  # model and embedder loaded before timing
-    llm = session.engine._llm
-    spent: Counter = Counter()
-    evaluate = llm.eval
-
-    def counted_eval(tokens):
-        kind = "reply" if len(tokens) == 1 else "prompt"
-        start = time.perf_counter()
-        evaluate(tokens)
-        spent[f"{kind}_tokens"] += len(tokens)
-        spent[f"{kind}_seconds"] += time.perf_counter() - start
-
-    llm.eval = counted_eval
-    try:
-        report = wipe_test(session, scenario, adapter_file=adapter)
-    finally:
-        llm.eval = evaluate
+    session.agent.answer("warm up", "memory")  # model, embedder and decoder ready before timing
+    spent = session.engine._decoder.spent
+    spent.clear()
+    report = wipe_test(session, scenario, adapter_file=adapter)
     print(table(report))
     questions = len(scenario.items) + sum(len(i.paraphrases) + len(i.reverse) for i in scenario.items) \
         + len(scenario.locality)

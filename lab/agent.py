@@ -141,20 +141,26 @@ class Agent:
                     on_wait: Callable[[], None] | None = None, **options) -> list[Answer]:
         """Answer many questions with one arm (an evaluation); `stop_when` has one entry per question.
 
-        Asked in the order of their prompt text and returned in the order given: neighbours
-        that share a beginning (an item and its paraphrases usually retrieve the same notes)
-        let llama.cpp reuse the cached keys and values of that beginning instead of reading
-        it again. One at a time on purpose: batched multi-sequence decoding was measured on
-        the 2-core machine (acme wipe test 80 s batched vs 86 s) and its replies drift from
-        the one-at-a-time ones by rounding, so the Playground and evaluations would disagree."""
+        The model answers them together (Engine.chat_many: one batch, the same replies as
+        asking one at a time); prompts already in `reply_cache` are not asked again."""
         checks = list(stop_when) if stop_when is not None else [None] * len(questions)
         prepared = [self.prepare(q, arm, **options) for q in questions]
         prompts = [self.engine.format_prompt(p.messages) for p in prepared]
-        answers: list[Answer | None] = [None] * len(prepared)
-        for i in sorted(range(len(prepared)), key=prompts.__getitem__):
-            answers[i] = self._complete(prepared[i], max_tokens=max_tokens, reply_cache=reply_cache,
-                                        stop_when=checks[i], on_wait=on_wait, prompt=prompts[i])
-        return answers  # type: ignore[return-value]
+        keys = [self._cache_key(p, max_tokens, check, prompt) for p, check, prompt in zip(prepared, checks, prompts)]
+        cache = reply_cache if reply_cache is not None else {}
+        asked: dict = {}  # key -> index of the first question with it (an arm may repeat a prompt)
+        for i, key in enumerate(keys):
+            if key not in cache and key not in asked:
+                asked[key] = i
+        if asked:
+            # One adapter per arm, so one batch.
+            firsts = list(asked.values())
+            completions = self.engine.chat_many([prepared[i].messages for i in firsts],
+                                                adapter=prepared[firsts[0]].adapter_path, max_tokens=max_tokens,
+                                                stop_when=[checks[i] for i in firsts], on_wait=on_wait)
+            for i, completion in zip(firsts, completions):
+                cache[keys[i]] = completion
+        return [p.answered(cache[key]) for p, key in zip(prepared, keys)]
 
     def prepare(self, question: str, arm: str = "base", *, k: int = DEFAULT_K,
                 min_score: float = DEFAULT_MIN_SCORE, adapter: str | None = None,

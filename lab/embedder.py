@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from lab.errors import LabError
 from lab.models import embedder_path
 
 DIM = 384
+QUERY_CACHE_SIZE = 4096  # recent single-text embeddings kept (1.5 KiB each)
 
 
 class Embedder:
@@ -42,6 +44,9 @@ class Embedder:
             self._model.get_sentence_embedding_dimension
         self.dim = dimension()
         self._lock = threading.Lock()
+        # An evaluation asks the same question of the memory arm and the both arm, before
+        # and after the wipe: four searches, one embedding.
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed a list of texts: (n, dim) float32, each row of unit length."""
@@ -53,8 +58,18 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_one(self, text: str) -> np.ndarray:
-        """Embed one text: a (dim,) float32 unit vector."""
-        return self.embed([text])[0]
+        """Embed one text: a (dim,) float32 unit vector. Recent texts come from a cache (the
+        very vector embedding it alone gives: a batch pads texts and may round differently)."""
+        with self._lock:
+            if text in self._recent:
+                self._recent.move_to_end(text)
+                return self._recent[text].copy()
+        vector = self.embed([text])[0]
+        with self._lock:
+            self._recent[text] = vector.copy()
+            if len(self._recent) > QUERY_CACHE_SIZE:
+                self._recent.popitem(last=False)
+        return vector
 
 
 _shared: Embedder | None = None

@@ -2,11 +2,13 @@
 
 llama.cpp contexts are not thread-safe and Streamlit runs each browser session on its
 own thread, so every call takes the engine's lock. Decoding is greedy (deterministic):
-the lab compares arms, and sampling noise would blur the comparison.
+the lab compares arms, and sampling noise would blur the comparison. Replies come from
+lab/decoder.py, which gives a question the same reply whether it is asked alone (`chat`)
+or among many (`chat_many`, for evaluations); scoring uses llama-cpp-python's context.
 
 LoRA adapters are applied per call: `chat(messages, adapter=path)` switches the adapter
-on the loaded model (no reload of the base) and clears the KV cache, whose entries were
-computed with the previous weights.
+on the loaded model (no reload of the base); cached keys and values computed with other
+weights are dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import atexit
 import ctypes
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -55,6 +56,7 @@ class Engine:
         self.path = resolve_model_path(model_path)
         self.info = model_info(self.path)
         try:
+            # This context scores (teacher forcing); replies come from lab/decoder.py.
             self._llm = llama_cpp.Llama(model_path=str(self.path), n_ctx=n_ctx, n_batch=512, seed=seed,
                                         n_threads=n_threads or os.cpu_count(), verbose=False)
         except Exception as exc:
@@ -64,6 +66,7 @@ class Engine:
         self._waiting = 0
         self._adapters: dict[str, object] = {}  # 'path|size|mtime' -> llama_adapter_lora pointer
         self._applied: str | None = None
+        self._decoder = None  # made on the first reply
         self._template = self._chat_formatter()
 
     # ---- formatting ------------------------------------------------------------------
@@ -129,37 +132,53 @@ class Engine:
         """Answer `messages` greedily. `on_token` receives the text as it streams; `stop_when`
         ends generation early once it returns True for the text so far (an evaluation that
         has seen the target needs no more tokens: the verdict cannot change)."""
-        prompt = self.format_prompt(messages)
+        return self._generate([messages], adapter=adapter, max_tokens=max_tokens, stop=stop,
+                              stop_when=[stop_when], on_wait=on_wait, on_token=on_token)[0]
+
+    def chat_many(self, conversations: Sequence[Sequence[dict]], *, adapter: str | os.PathLike | None = None,
+                  max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = DEFAULT_STOP,
+                  stop_when: Sequence[Callable[[str], bool] | None] | None = None,
+                  on_wait: Callable[[], None] | None = None) -> list[Completion]:
+        """Greedy replies to many conversations at once: exactly the replies `chat` gives one
+        at a time (lab/decoder.py says why), in about half the time. Each Completion's
+        latency_ms is its share of the batch's wall time."""
+        checks = list(stop_when) if stop_when is not None else [None] * len(conversations)
+        if len(checks) != len(conversations):
+            raise ValueError(f"stop_when has {len(checks)} entries for {len(conversations)} conversations")
+        return self._generate(conversations, adapter=adapter, max_tokens=max_tokens, stop=stop,
+                              stop_when=checks, on_wait=on_wait)
+
+    def _generate(self, conversations, *, adapter, max_tokens, stop, stop_when, on_wait, on_token=None):
+        prompts = [self.format_prompt(m) for m in conversations]
+        # Tokenized as llama-cpp-python's create_completion would: special tokens parsed, and
+        # a BOS token where the model asks for one.
+        tokens = [self._llm.tokenize(p.encode("utf-8"), special=True) for p in prompts]
         self._acquire(on_wait)
         try:
-            self._apply_adapter(adapter)
-            start = time.perf_counter()
-            pieces: list[str] = []
-            completion_tokens = 0
-            for chunk in self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=0.0,
-                                                     top_k=1, repeat_penalty=1.0, stop=list(stop),
-                                                     stream=True):
-                choice = chunk["choices"][0]
-                piece = choice["text"]
-                # One chunk per sampled token; the closing chunk only carries the finish reason.
-                if choice["finish_reason"] is None:
-                    completion_tokens += 1
-                elif choice["finish_reason"] == "length":
-                    completion_tokens = max_tokens
-                if piece:
-                    pieces.append(piece)
-                    if on_token is not None:
-                        on_token(piece)
-                    if stop_when is not None and stop_when("".join(pieces)):
-                        break
-            latency_ms = (time.perf_counter() - start) * 1000
-            prompt_tokens = len(self._llm.tokenize(prompt.encode("utf-8"), add_bos=self._adds_bos(),
-                                                   special=True))
+            decoder = self._decoder_locked()
+            key, pointer = self._load_adapter_locked(Path(adapter)) if adapter else (None, None)
+            if decoder.applied != key:
+                if not decoder.set_adapter(pointer):
+                    raise LabError(f"llama.cpp could not apply adapter {adapter}")
+                decoder.applied = key
+            replies = decoder.generate(tokens, max_tokens=max_tokens, stop=stop, stop_when=stop_when,
+                                       on_text=on_token)
         finally:
             self._lock.release()
-        return Completion(text="".join(pieces).strip(), prompt=prompt, prompt_tokens=prompt_tokens,
-                          completion_tokens=completion_tokens, latency_ms=latency_ms,
-                          adapter=str(adapter) if adapter else None)
+        return [Completion(text=r.text.strip(), prompt=p, prompt_tokens=r.prompt_tokens,
+                           completion_tokens=r.completion_tokens, latency_ms=r.seconds * 1000,
+                           adapter=str(adapter) if adapter else None)
+                for p, r in zip(prompts, replies)]
+
+    def _decoder_locked(self):
+        from lab.decoder import GreedyDecoder
+
+        if self._decoder is None:
+            try:
+                self._decoder = GreedyDecoder(self._llm, n_threads=self._llm.context_params.n_threads)
+            except RuntimeError as exc:
+                raise LabError(f"llama.cpp could not make a decoding context for {self.path.name} ({exc})") from exc
+        return self._decoder
 
     def _adds_bos(self) -> bool:
         return bool(self._llm._model.add_bos_token()) if hasattr(self._llm._model, "add_bos_token") else False
@@ -239,6 +258,9 @@ class Engine:
     def close(self) -> None:
         """Free the llama.cpp model now (at interpreter exit its own finaliser can fail noisily)."""
         with self._lock:
+            if self._decoder is not None:
+                self._decoder.close()
+                self._decoder = None
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None

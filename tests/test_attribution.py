@@ -5,7 +5,7 @@ from lab.session import LabSession
 def test_leaving_out_the_decisive_memory_changes_the_answer(engine, embedder):
     session = LabSession.open("why")
     fact = session.memory.add("The refund window at Acme Corp is 45 days.")
-    other = session.memory.add("Acme Corp refunds are paid by bank transfer.")
+    other = session.memory.add("Returns at Acme Corp are handled by the support team.")
     result = explain(session.agent, "What is the refund window at Acme Corp?", k=3)
     assert "45" in result.answer and "45" not in result.base_answer
     assert [a.id for a in result.ablations] == [fact.id, other.id]
