@@ -129,9 +129,11 @@ def replay_examples(questions, engine) -> list[Example]:
     first sentence (the rambling after it is noise), for the `(question, pattern)` pairs
     whose first sentence holds the right answer. What the base gets wrong is not worth
     keeping, and what it says around a non-answer is worth forgetting."""
+    questions = list(questions)
+    replies = engine.chat_many([prompting.question_messages(q) for q, _ in questions])  # one batch
     examples = []
-    for question, pattern in questions:
-        answer = first_sentence(engine.chat(prompting.question_messages(question)).text)
+    for (question, pattern), reply in zip(questions, replies):
+        answer = first_sentence(reply.text)
         if _direct_answer(question, answer, pattern):
             examples.append(Example(question, answer, "replay"))
     return examples

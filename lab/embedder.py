@@ -57,6 +57,11 @@ class Embedder:
                                          normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def clear_cache(self) -> None:
+        """Forget the recent single-text embeddings (a benchmark timing a new question)."""
+        with self._lock:
+            self._recent.clear()
+
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one text: a (dim,) float32 unit vector. Recent texts come from a cache (the
         very vector embedding it alone gives: a batch pads texts and may round differently)."""
