@@ -124,9 +124,9 @@ class Agent:
                               on_token=on_token, on_wait=on_wait)
 
     def _complete(self, prepared: "Prepared", *, max_tokens: int, reply_cache: dict | None,
-                  stop_when=None, on_token=None, on_wait=None, prompt: str | None = None) -> Answer:
+                  stop_when=None, on_token=None, on_wait=None) -> Answer:
         # Only evaluations pass a cache; a plain ask should not render the template twice.
-        key = self._cache_key(prepared, max_tokens, stop_when, prompt) if reply_cache is not None else None
+        key = self._cache_key(prepared, max_tokens, stop_when) if reply_cache is not None else None
         completion = reply_cache.get(key) if reply_cache is not None else None
         if completion is None:
             completion = self.engine.chat(prepared.messages, adapter=prepared.adapter_path, max_tokens=max_tokens,
