@@ -6,6 +6,8 @@ progress, "notRunning" once it has finished. Right after a click the root still 
 "notRunning" from the previous run, so waiting for "notRunning" alone can return before
 the new run has even started (CI once read a stale answer that way). `watch_runs` counts
 the runs that start from the moment it is called; RUN_FINISHED needs one to have started.
+It first waits for a quiet page: a run still going then (a page switch's, say) could end
+before the click's rerun began and be taken for it (CI read a stale answer that way too).
 """
 
 import os
@@ -40,9 +42,18 @@ WATCH_RUNS = """() => {
 RUN_FINISHED = f"() => window.labRunsStarted > 0 && {_STATE} === 'notRunning'"
 
 
-def watch_runs(page) -> None:
-    """Call before the action that starts a run; then `wait_for_run`."""
-    page.evaluate(WATCH_RUNS)
+def watch_runs(page, quiet_ms: int = 500, timeout_ms: int = 180_000) -> None:
+    """Call before the action that starts a run; then `wait_for_run`. Returns once no run
+    has been going for `quiet_ms`, with the count of started runs at zero."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        page.wait_for_function(LOADED, timeout=timeout_ms)
+        page.evaluate(WATCH_RUNS)
+        page.wait_for_timeout(quiet_ms)
+        if page.evaluate(f"() => window.labRunsStarted === 0 && {_STATE} === 'notRunning'"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("the page never stopped running")
 
 
 def wait_for_run(page, timeout_ms: int = 180_000) -> None:
