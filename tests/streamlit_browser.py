@@ -42,9 +42,9 @@ WATCH_RUNS = """() => {
 RUN_FINISHED = f"() => window.labRunsStarted > 0 && {_STATE} === 'notRunning'"
 
 
-def watch_runs(page, quiet_ms: int = 500, timeout_ms: int = 180_000) -> None:
-    """Call before the action that starts a run; then `wait_for_run`. Returns once no run
-    has been going for `quiet_ms`, with the count of started runs at zero."""
+def wait_until_quiet(page, quiet_ms: int = 500, timeout_ms: int = 180_000) -> None:
+    """Wait until no run has been going for `quiet_ms`: a run that reruns itself (st.rerun)
+    can read "notRunning" for a moment between the two."""
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         page.wait_for_function(LOADED, timeout=timeout_ms)
@@ -54,6 +54,12 @@ def watch_runs(page, quiet_ms: int = 500, timeout_ms: int = 180_000) -> None:
             return
         if time.monotonic() > deadline:
             raise TimeoutError("the page never stopped running")
+
+
+def watch_runs(page) -> None:
+    """Call before the action that starts a run; then `wait_for_run`. Waits for a quiet page
+    first, so the count of started runs begins at zero."""
+    wait_until_quiet(page)
 
 
 def wait_for_run(page, timeout_ms: int = 180_000) -> None:

@@ -8,8 +8,8 @@ see it wrong again. Screenshots go to tests/output/.
 from pathlib import Path
 
 import pytest
-from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, streamlit_server, wait_for_run,
-                              watch_runs)
+from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, click_and_wait, streamlit_server, wait_for_run,
+                              wait_until_quiet, watch_runs)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "tests" / "output"
@@ -146,7 +146,7 @@ def test_a_link_straight_to_a_page_runs_inside_the_app(browser, tmp_path):
     with streamlit_server(str(tmp_path / "deep-link-home")) as url:
         page = browser.new_page()
         page.goto(f"{url}/Memory?workspace=shared-link")
-        page.wait_for_function(LOADED, timeout=120_000)
+        wait_until_quiet(page)  # the first run reruns itself through app.py
         navigation = page.locator("[data-testid='stSidebarNav']").inner_text().split()
         assert navigation[0] == "Home" and "app" not in navigation
         assert page.locator("h1").first.inner_text() == "Memory" and "workspace=shared-link" in page.url
