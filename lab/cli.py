@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--k", type=int, default=3)
     explain.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
 
-    commands.add_parser("status", parents=[common], help="model, embedder and workspace status")
+    commands.add_parser("status", parents=[common], help="model, embedder, llama.cpp and workspace status")
+    commands.add_parser("check", parents=[common],
+                        help="answer one test question in a child process: does llama.cpp work on this machine?")
     return parser
 
 
@@ -256,6 +258,7 @@ def cmd_adapters(session, args):
 
 
 def cmd_status(session, args):
+    from lab import llama_runtime
     from lab.models import embedder_path
 
     info = session.engine.info
@@ -264,12 +267,24 @@ def cmd_status(session, args):
                       "size_bytes": info.size_bytes, "chat_template": info.has_chat_template},
             "embedder": {"path": str(embedder_path())},
             "workspace": {"name": session.workspace.name, "path": str(session.workspace.root),
-                          "memories": session.memory.count(), "active_adapter": active}}
+                          "memories": session.memory.count(), "active_adapter": active},
+            "llama_cpp": llama_runtime.describe()}
     text = (f"model:     {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) {info.path}\n"
             f"embedder:  all-MiniLM-L6-v2 {data['embedder']['path']}\n"
             f"workspace: {session.workspace.name} at {session.workspace.root}: "
-            f"{data['workspace']['memories']} memories, active adapter: {active or 'none'}")
+            f"{data['workspace']['memories']} memories, active adapter: {active or 'none'}\n"
+            f"llama.cpp: {data['llama_cpp']['version']}, CPU features "
+            f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}")
     return data, text
+
+
+def cmd_check(args):
+    """Needs no session: loading the model in this process is exactly what might crash."""
+    from lab.llama_runtime import CHECK_QUESTION, check_answers
+
+    result = check_answers(getattr(args, "model", None))
+    return result.to_json(), (f"llama.cpp answers: {CHECK_QUESTION!r} -> {result.answer.strip()!r} "
+                              f"({result.seconds:.1f} s; CPU features {' '.join(result.cpu_features)})")
 
 
 def _parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -422,7 +437,7 @@ def cmd_explain(session, args):
 
 HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
-
+SESSIONLESS = {"check": cmd_check}
 
 
 
@@ -435,10 +450,13 @@ def main(argv: list[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     session = None
     try:
-        from lab.session import LabSession
+        if args.command in SESSIONLESS:
+            data, text = SESSIONLESS[args.command](args)
+        else:
+            from lab.session import LabSession
 
-        session = LabSession.open(getattr(args, "workspace", None), getattr(args, "model", None))
-        data, text = HANDLERS[args.command](session, args)
+            session = LabSession.open(getattr(args, "workspace", None), getattr(args, "model", None))
+            data, text = HANDLERS[args.command](session, args)
     except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR

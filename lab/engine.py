@@ -52,6 +52,9 @@ class Engine:
                  n_threads: int | None = None, seed: int = 0):
         import llama_cpp
 
+        from lab.llama_runtime import refuse_amx_build
+
+        refuse_amx_build()  # one clear line instead of a segfault on the first decode
         self._llama_cpp = llama_cpp
         self.path = resolve_model_path(model_path)
         self.info = model_info(self.path)

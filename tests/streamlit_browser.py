@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -73,16 +74,22 @@ def click_and_wait(page, button, timeout_ms: int = 180_000) -> None:
     wait_for_run(page, timeout_ms)
 
 
+SERVER_GRACE_S = 10  # after SIGTERM; then SIGKILL
+
+
 @contextmanager
 def streamlit_server(lab_home: str):
     """`streamlit run app.py` on a free local port with its own LAB_HOME; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # The server's output goes to a file: a pipe nobody reads fills up and blocks the
+    # server mid-write, which is one way it once failed to exit on SIGTERM.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                                cwd=ROOT, env={**os.environ, "LAB_HOME": lab_home},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
@@ -92,9 +99,24 @@ def streamlit_server(lab_home: str):
             except OSError:
                 time.sleep(0.5)
         else:
-            process.kill()
-            raise RuntimeError("streamlit did not start: " + process.stdout.read().decode()[-2000:])
+            log.seek(0)
+            raise RuntimeError("streamlit did not start: " + log.read().decode(errors="replace")[-2000:])
         yield url
     finally:
+        stop_server(process)
+        log.close()
+
+
+def stop_server(process: subprocess.Popen, grace_s: float = SERVER_GRACE_S) -> None:
+    """SIGTERM, a grace period, then SIGKILL, and always reap: teardown never hangs or leaks.
+
+    A server busy in llama.cpp (a C call holds the thread) can take longer than any fixed
+    wait to act on SIGTERM; SIGKILL cannot be ignored.
+    """
+    if process.poll() is None:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
