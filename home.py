@@ -42,7 +42,7 @@ for row in range(0, len(names), 3):
         with column.container(border=True):
             st.markdown(f"**{scenario.title}**  \n*{scenario.kind}* · {len(scenario.items)} items")
             st.caption(scenario.description[:220] + ("…" if len(scenario.description) > 220 else ""))
-            if st.button("Start", key=f"start-{name}"):
+            if st.button("Start", key=f"home.start-{name}"):
                 st.switch_page("pages/1_Playground.py", query_params={"scenario": name})
             st.page_link("pages/3_Wipe_Test.py", label="straight to the wipe test →",
                          query_params={"scenario": name})

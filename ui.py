@@ -1,27 +1,67 @@
 """Glue between Streamlit and the lab: the one place the pages get their session from.
 
-The model and the embedder are loaded once per server process (st.cache_resource) and
-shared by every browser session; each browser session gets its own workspace, so one
-student never sees another's memory or adapters.
+The model and the embedder are loaded once per server process, starting as the server
+starts, and shared by every browser session; each browser session gets its own workspace,
+so one student never sees another's memory or adapters. Each page keeps its state under its
+own prefix (`keys`), and the visit's settings live here, not in any one page's widgets.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
+from dataclasses import fields, replace
 
 import streamlit as st
 
 from lab.errors import LabError
-from lab.links import LinkSettings, parse_link
+from lab.links import LinkSettings, link_params, parse_link
 from lab.session import LabSession
 
+LINK_FIELDS = tuple(f.name for f in fields(LinkSettings))
 
-@st.cache_resource(show_spinner="Loading the model and the embedder (first visit only)…")
-def _shared_models():
+
+def keys(page: str):
+    """This page's namespace in st.session_state: `key = ui.keys("wipe_test"); key("report")`
+    -> "wipe_test.report". Every page shares one session_state, and a widget whose key matches
+    a value another page stored reads it as its own state: a stored wipe-test report once
+    "clicked" the Memory page's wipe button. Prefixes make such a clash impossible."""
+    return lambda name: f"{page}.{name}"
+
+
+_LAB, _LINK, _LINK_WARNING = "ui.lab", "ui.link", "ui.link_warning"
+
+
+def _load_models():
     from lab.embedder import get_embedder
     from lab.engine import get_engine
 
     return get_engine(), get_embedder()
+
+
+# The first student should not wait for the model: it starts loading when this module is
+# first imported (server.py imports it as the server starts), and a page only waits for
+# whatever is left of that load.
+_warmup = threading.Thread(target=lambda: _safe(_load_models), name="lab-warmup", daemon=True)
+
+
+def _safe(load) -> None:
+    try:
+        load()
+    except Exception:  # the page's own load raises it again, as one line
+        pass
+
+
+def start_warmup() -> None:
+    if not _warmup.is_alive() and not _warmup.ident:
+        _warmup.start()
+
+
+def _shared_models():
+    if _warmup.is_alive():
+        with st.spinner("Loading the model and the embedder (once, when the server starts)…"):
+            _warmup.join()
+    return _load_models()
 
 
 def _run_through_app_py() -> None:
@@ -43,13 +83,51 @@ def _run_through_app_py() -> None:
 
 
 def session() -> LabSession:
-    """This browser session's lab: its own workspace, the shared model."""
+    """This browser session's lab: its own workspace, the shared model.
+
+    The workspace's name and the visit's link settings are written into the page's address
+    on every run, so a reload (or the same address in a new tab) opens the same workspace,
+    its memory, adapters and Workshop progress, and moving between pages keeps the settings."""
     _run_through_app_py()
     _shared_models()
-    if "lab" not in st.session_state:
-        name = st.query_params.get("workspace") or f"browser-{uuid.uuid4().hex[:12]}"
-        st.session_state["lab"] = LabSession.open(name)
-    return st.session_state["lab"]
+    params = st.query_params.to_dict()
+    if _LAB not in st.session_state:
+        name = params.get("workspace") or f"browser-{uuid.uuid4().hex[:12]}"
+        st.session_state[_LAB] = LabSession.open(name)
+        st.session_state[_LINK], st.session_state[_LINK_WARNING] = parse_link(params)
+    else:
+        _follow_new_link(params)
+    _write_address()
+    return st.session_state[_LAB]
+
+
+def _follow_new_link(params: dict) -> None:
+    """A link followed inside the visit (a Start card, an edited address) changes only what it names."""
+    named = {name: value for name, value in params.items() if name in LINK_FIELDS}
+    if not named:
+        return
+    settings, warning = parse_link(named)
+    current = st.session_state[_LINK]
+    changed = {name: getattr(settings, name) for name in named if getattr(settings, name) != getattr(current, name)}
+    if changed or warning:
+        st.session_state[_LINK] = replace(current, **{n: v for n, v in changed.items()})
+        st.session_state[_LINK_WARNING] = warning
+
+
+def _write_address() -> None:
+    wanted = {"workspace": st.session_state[_LAB].workspace.name, **link_params(st.session_state[_LINK])}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def page_link(page: str, label: str, icon: str | None = None, **options) -> None:
+    """st.page_link, or the label as text where the page is run alone (AppTest: no navigation)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon, **options)
+    except StreamlitAPIException:
+        st.markdown(label)
 
 
 WAITING = "Waiting for the model: another student's request is running…"
@@ -61,39 +139,49 @@ def model_queue_notice(lab: LabSession) -> None:
         st.info(f"{WAITING} ({lab.engine.waiting} queued). Yours starts as soon as it is free.")
 
 
-def show_error(error: LabError) -> None:
-    st.error(str(error), icon="⚠️")
+def show_error(error: LabError, where=st) -> None:
+    """A LabError as one line, in the app's words (a page or button, never a command line)."""
+    where.error(error.app_message, icon="⚠️")
 
 
 # ---- teacher mode and shareable links ------------------------------------------------------
 
 
+def link_settings() -> LinkSettings:
+    """The settings of this visit: from the link it opened with (?scenario=&arm=&k=&threshold=
+    &teacher=), then as changed on the pages. A bad value in a link falls back to its default,
+    with one warning line instead of a traceback."""
+    if warning := st.session_state.get(_LINK_WARNING):
+        st.warning(warning, icon="🔗")
+    return st.session_state[_LINK]
+
+
+def update_link(**changes) -> LinkSettings:
+    """Change the visit's settings (and so the address): what one page sets holds on every page."""
+    st.session_state[_LINK] = replace(st.session_state[_LINK], **changes)
+    st.session_state[_LINK_WARNING] = None
+    _write_address()
+    return st.session_state[_LINK]
+
+
 def _toggle_teacher_mode() -> None:
-    st.session_state["teacher"] = st.session_state["teacher_toggle"]
-    # Written into the URL, so a link copied from the address bar keeps the mode.
-    if st.session_state["teacher"]:
-        st.query_params["teacher"] = "1"
-    else:
-        st.query_params.pop("teacher", None)
+    update_link(teacher=st.session_state["ui.teacher_toggle"])
 
 
 def teacher_mode() -> bool:
-    """Whether advanced controls should be hidden: on with ?teacher=1 in the URL or the sidebar
-    toggle. Draws the toggle, so call it once per page run. The choice is kept in session state
-    (not only in the widget) so it survives moving between pages."""
-    if "teacher" not in st.session_state:
-        st.session_state["teacher"] = parse_link(st.query_params.to_dict())[0].teacher
-    st.sidebar.toggle("Teacher mode", value=st.session_state["teacher"], key="teacher_toggle",
-                      on_change=_toggle_teacher_mode,
+    """Whether advanced controls are hidden: on with ?teacher=1 in the link or the sidebar
+    toggle. Draws the toggle, so call it once per page run. Only the teacher flag changes:
+    the other settings of the visit stay as they were."""
+    teacher = current_settings().teacher
+    st.sidebar.toggle("Teacher mode", value=teacher, key="ui.teacher_toggle", on_change=_toggle_teacher_mode,
                       help="Hides advanced controls (raw details, resets, fine-tuning) for a class. "
                            "The setting goes into the page's link.")
-    return bool(st.session_state["teacher"])
+    return teacher
 
 
-def link_settings() -> LinkSettings:
-    """The settings a shared link carries (?scenario=&arm=&k=&threshold=&teacher=). A bad value
-    falls back to its default, with one warning line on the page instead of a traceback."""
-    settings, warning = parse_link(st.query_params.to_dict())
-    if warning:
-        st.warning(warning, icon="🔗")
-    return settings
+def current_settings() -> LinkSettings:
+    """The visit's settings, without drawing the link's warning."""
+    return st.session_state[_LINK]
+
+
+start_warmup()

@@ -202,5 +202,7 @@ class Agent:
         info = self.adapters.get(name) if name else self.adapters.active()
         if info is None:
             raise LabError(f"the {arm} arm needs a trained adapter and none is active; {TRAIN_HINT}, "
-                           "or activate one with: python -m lab adapters activate NAME")
+                           "or activate one with: python -m lab adapters activate NAME",
+                           in_app=f"The {arm} arm needs a trained adapter, and none is active yet. Train one "
+                                  "on the Learning page, or on the Wipe Test page before the run.")
         return info.path

@@ -153,7 +153,9 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
         examples = examples_from_memory(session.memory.list())
     if not examples:
         raise LabError("the training set is empty: the memory has no corrections; remember some first "
-                       "(python -m lab remember TEXT --question Q --answer A) or pass --scenario NAME")
+                       "(python -m lab remember TEXT --question Q --answer A) or pass --scenario NAME",
+                       in_app="Your memory is empty, so there is nothing to train on. Remember a correction "
+                              "in the Playground first, or choose “a scenario” above.")
     if config.replay:
         examples += replay_examples(REPLAY_QUESTIONS, session.engine)
 

@@ -224,7 +224,8 @@ class Engine:
         fix = "retrain it with: python -m lab train --from-memory --name NAME"
         path = path.resolve()
         if not path.is_file():
-            raise LabError(f"adapter file not found: {path}; {fix}")
+            raise LabError(f"adapter file not found: {path}; {fix}", in_app=f"The adapter file is missing "
+                           f"({path.name}): delete this adapter on the Learning page and train it again.")
         # Keyed by file version too: retraining under the same name replaces the file.
         stat = path.stat()
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -232,11 +233,13 @@ class Engine:
             return key, self._adapters[key]
         with open(path, "rb") as handle:
             if handle.read(4) != b"GGUF":
-                raise LabError(f"corrupt adapter file (not GGUF): {path}; {fix}")
+                raise LabError(f"corrupt adapter file (not GGUF): {path}; {fix}", in_app="The adapter file is "
+                               "damaged: delete this adapter on the Learning page and train it again.")
         pointer = self._llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode("utf-8"))
         if not pointer:
             raise LabError(f"corrupt or incompatible adapter file: {path} (llama.cpp refused it; "
-                           f"it must be a LoRA for {self.info.name}); {fix}")
+                           f"it must be a LoRA for {self.info.name}); {fix}", in_app="llama.cpp refused the "
+                           "adapter file: delete it on the Learning page and train it again.")
         self._adapters[key] = pointer
         return key, pointer
 

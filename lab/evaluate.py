@@ -22,6 +22,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from lab.agent import ARMS
 from lab.scenario import Scenario
@@ -43,8 +44,11 @@ def _share(results: list[_Asked]) -> float | None:
 
 def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None,
                   k: int | None = None, min_score: float | None = None, logprob: bool = False,
-                  reply_cache: dict | None = None) -> dict[str, dict]:
-    """Metrics for each arm on the scenario, with the workspace memory as it is now."""
+                  reply_cache: dict | None = None,
+                  on_arm: Callable[[str, dict | None], None] | None = None) -> dict[str, dict]:
+    """Metrics for each arm on the scenario, with the workspace memory as it is now.
+    `on_arm(arm, None)` is called as an arm starts and `on_arm(arm, metrics)` once it is
+    measured, so a page can draw each arm's bars while the next one runs."""
     from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
 
     agent = session.agent
@@ -65,6 +69,8 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
     base_right = [p for p, asked in zip(locality, ask_all(locality, "base")) if asked.correct]
     report = {}
     for arm in arms:
+        if on_arm:
+            on_arm(arm, None)
         questions = {
             "reliability": [(i.question, i.matches) for i in scenario.items],
             "generalization": [(p, i.matches) for i in scenario.items for p in i.paraphrases],
@@ -83,6 +89,8 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
         if logprob:
             metrics["answer_logprob"] = _answer_logprob(session, scenario, arm, options)
         report[arm] = metrics
+        if on_arm:
+            on_arm(arm, metrics)
     return report
 
 
@@ -121,16 +129,24 @@ def memory_given_back(session):
         session.memory.delete_snapshot(name)
 
 
-def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None) -> dict:
+def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None,
+              on_progress: Callable[[str, str, dict | None], None] | None = None) -> dict:
     """Evaluate, wipe the memory, evaluate again; then give the user's memory back.
-    Training is not part of it (or of `seconds`)."""
+    Training is not part of it (or of `seconds`). `on_progress(phase, arm, metrics)`, with
+    phase "before" or "after", reports each arm as it starts (metrics None) and ends."""
     start = time.perf_counter()
+
+    def reporter(phase):
+        return (lambda arm, metrics: on_progress(phase, arm, metrics)) if on_progress else None
+
     with memory_given_back(session):
         remember_scenario(session, scenario)
         cache: dict = {}
-        before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+        before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
+                               on_arm=reporter("before"))
         session.memory.wipe()
-        after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache)
+        after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
+                              on_arm=reporter("after"))
     return {"scenario": scenario.name, "before": before, "after": after,
             "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2)}
 

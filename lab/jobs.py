@@ -59,6 +59,6 @@ class TrainingJob:
         except TrainingCancelled as error:
             self.error, self.state = str(error), "cancelled"
         except LabError as error:
-            self.error, self.state = str(error), "failed"
+            self.error, self.state = error.app_message, "failed"
         except Exception as error:  # a bug must still end the job visibly, as one line
             self.error, self.state = f"unexpected {type(error).__name__}: {error}", "failed"

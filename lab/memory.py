@@ -230,6 +230,10 @@ class Memory:
     updated_at: str
 
 
+class DuplicateMemory(LabError):
+    """The same text is already stored."""
+
+
 @dataclass(frozen=True)
 class Hit:
     """A search result: the memory and how close its meaning is (cosine similarity, 1.0 = same)."""
@@ -422,11 +426,22 @@ class MemoryStore:
     # ---- writing --------------------------------------------------------------------------------
 
     def add(self, text: str, question: str | None = None, answer: str | None = None,
-            source: str = "user") -> Memory:
-        """Store one memory and return it with its new id."""
+            source: str = "user", *, unique: bool = False) -> Memory:
+        """Store one memory and return it with its new id. With `unique`, a text already
+        stored word for word is refused with one line (a button pressed twice stores once)."""
         record = _clean_record({"text": text, "question": question, "answer": answer, "source": source},
                                where="", default_source="user")
+        if unique and (same := self.find_text(record[0])) is not None:
+            raise DuplicateMemory(f"already remembered as [{same.id}]: {same.text[:80]}")
         return self._add_records([record], op="add")[0]
+
+    def find_text(self, text: str) -> Memory | None:
+        """The oldest memory whose text is exactly `text` (surrounding spaces aside), or None."""
+        with self._lock:
+            self._sync()
+            row = self._db.execute(f"SELECT {_FIELDS} FROM memories WHERE text = ? ORDER BY id LIMIT 1",
+                                   [text.strip()]).fetchone()
+        return Memory(*row) if row else None
 
     def add_many(self, items: list[dict]) -> list[Memory]:
         """Store many memories in one embedding batch and one transaction (one undo step)."""
@@ -615,10 +630,31 @@ class MemoryStore:
             raise LabError(f"cannot write {path}: {exc.strerror}") from exc
         return len(memories)
 
-    def import_(self, path: Path) -> int:
-        """Add the memories of an export file (with new ids); all checked before anything changes."""
+    def import_(self, path: Path, *, skip_duplicates: bool = False) -> int:
+        """Add the memories of an export file (with new ids); all checked before anything changes.
+        With `skip_duplicates`, a text already stored (or repeated in the file) is left out."""
         records = read_export(Path(path))
+        if skip_duplicates:
+            records = self._new_records(records)
+        if not records:
+            return 0
         return len(self._add_records(records, op="import", origin=Path(path).name))
+
+    def duplicates_in(self, path: Path) -> int:
+        """How many of an export file's memories are already stored word for word (or repeat in it)."""
+        records = read_export(Path(path))
+        return len(records) - len(self._new_records(records))
+
+    def _new_records(self, records: list[tuple]) -> list[tuple]:
+        with self._lock:
+            self._sync()
+            seen = {row[0] for row in self._db.execute("SELECT text FROM memories")}
+        fresh = []
+        for record in records:
+            if record[0] not in seen:  # (text, question, answer, source)
+                seen.add(record[0])
+                fresh.append(record)
+        return fresh
 
     # ---- lifetime -------------------------------------------------------------------------------
 

@@ -173,10 +173,15 @@ def read_gguf_header(path: Path) -> GGUFHeader:
     return GGUFHeader(version=version, fields=fields, n_tensors=n_tensors, expected_size=data_start + data_end)
 
 
+# The bundled GGUF's own general.name is "Smollm2 135M 8k Lc100K Mix1 Ep2" (a training-run
+# label): show the name people know it by.
+KNOWN_NAMES = {DEFAULT_GGUF_NAME: "SmolLM2-135M-Instruct"}
+
+
 def model_info(path: Path) -> ModelInfo:
     """Name, size, architecture and chat-template presence of a (validated) GGUF."""
     fields = read_gguf_header(path).fields
-    return ModelInfo(path=path, name=fields.get("general.name") or path.stem, size_bytes=path.stat().st_size,
+    return ModelInfo(path=path, name=KNOWN_NAMES.get(path.name) or fields.get("general.name") or path.stem, size_bytes=path.stat().st_size,
                      architecture=fields.get("general.architecture") or "unknown",
                      has_chat_template=bool(fields.get("tokenizer.chat_template")))
 

@@ -41,6 +41,7 @@ class CheckResult:
 
     passed: bool
     detail: str
+    in_progress: bool = False  # a stage reached on the way (not a failure): the page shows it as progress
 
 
 @dataclass
@@ -127,8 +128,8 @@ def _hits(answer: Answer) -> str:
 
 def _need_adapter(ctx: Context) -> CheckResult | None:
     if ctx.session.adapters.active() is None:
-        return CheckResult(False, "No adapter is active: train one on the Learning page (or: python -m lab train "
-                                  "--scenario pirate --name pirate), which also activates it, then check again.")
+        return CheckResult(False, "No adapter is active: train one on the Learning page, which also activates "
+                                  "it, then check again.")
     return None
 
 
@@ -163,8 +164,8 @@ MEMORY_ANSWER = Exercise(
     goal="Acme Corp is invented, so the model cannot know its refund window (45 days). Teach it through "
          "memory alone: no training, the model stays frozen.",
     steps=(f"Ask **{REFUND_QUESTION}** (Try it here, above, or on the **Playground**). Base and memory both guess.",
-           f"Remember the correction **{REFUND_NOTE}** (Remember, above; the Playground's *Correct this*; or "
-           f"`python -m lab remember \"{REFUND_NOTE}\"`).",
+           f"Remember the correction **{REFUND_NOTE}** (type it under *A note to remember* above and press "
+           "**Remember**, or use the Playground's *Correct this*).",
            "Ask again with the memory arm, then press **Check my work**: the memory arm must say 45 days, "
            "the base arm must not."),
     check=check_memory_answers,
@@ -197,9 +198,16 @@ def check_forgetting(ctx: Context) -> CheckResult:
             forgotten.append(f"{quote(probe.question)} base {quote(base.answer, 50)} → learned "
                              f"{quote(learned.answer, 50)}")
     if not forgotten:
+        if ctx.session.adapters.active().meta.get("config", {}).get("replay"):
+            return CheckResult(False, f"Adapter {adapter!r} was trained with replay and the learned arm still gets "
+                                      f"all {known} unrelated questions right that the base model knows: replay "
+                                      "held them in place. That is what step 3 shows.", in_progress=True)
+        harder = "more steps or a higher learning rate" + (
+            "" if ctx.session.adapters.active().meta.get("source") == "scenario:pirate"
+            else ", or the pirate scenario, whose behaviour reaches further")
         return CheckResult(False, f"With adapter {adapter!r} the learned arm still gets all {known} unrelated "
-                                  "questions right that the base model knows. Train harder (more steps, a higher "
-                                  "learning rate, or a behaviour such as pirate) and check again.")
+                                  f"questions right that the base model knows. Train harder ({harder}) on the "
+                                  "Learning page, replay off, and check again.")
     more = f" and {len(forgotten) - 2} more" if len(forgotten) > 2 else ""
     return CheckResult(True, f"Adapter {adapter!r} forgot {len(forgotten)} of {known} unrelated facts the base "
                              f"model knew: {'; '.join(forgotten[:2])}{more}.")
@@ -210,8 +218,8 @@ FORGETTING = Exercise(
     title="Show forgetting",
     goal="Training changes weights that other knowledge shares. Find an unrelated question the base model "
          "answers right and the learned arm now gets wrong.",
-    steps=("On the **Learning** page train an adapter: *a scenario* → **pirate**, 40 steps, then **Train** "
-           "(or `python -m lab train --scenario pirate --name pirate`). It is activated when it finishes.",
+    steps=("On the **Learning** page train an adapter: *a scenario* → **pirate**, 40 steps, replay off, then "
+           "**Train**. It is activated when it finishes.",
            "Press **Check my work**. The check asks the scenario's unrelated (locality) questions — acme's "
            "when the scenario has none — to the base arm and to the learned arm.",
            "Nothing forgotten? Train again with more steps or a higher learning rate. Then tick *replay* on the "
@@ -235,8 +243,9 @@ def check_poison_and_repair(ctx: Context) -> CheckResult:
     retrieved = [h for h in answer.hits if target_matches(POISON, h.text)]
     if retrieved and target_matches(POISON, answer.answer):
         ctx.state["poisoned"] = {"ids": [h.id for h in retrieved], "answer": answer.answer, "at": time.time()}
-        return CheckResult(False, f"Stage 1 of 2 seen: the memory arm says {quote(answer.answer)} because of "
-                                  f"{_hits(answer)}. Now delete that note (or undo) and check again.")
+        return CheckResult(False, f"Stage 1 of 2 done: the memory arm says {quote(answer.answer)} because of "
+                                  f"{_hits(answer)}. Now delete that note (or undo) and check again.",
+                           in_progress=True)
     if retrieved:
         return CheckResult(False, f"The bad note {_hits(answer)} is retrieved, but the model still says "
                                   f"{quote(answer.answer)}. Try k=1 so it is the only note, and check again.")
@@ -258,10 +267,9 @@ POISON_AND_REPAIR = Exercise(
     title="Poison the memory and repair it",
     goal="Memory believes whatever it is told. Store a wrong correction, watch the model repeat it, then "
          "delete it and watch the answer recover — something a trained adapter cannot do so easily.",
-    steps=(f"Remember the wrong note **{POISON_NOTE}** (button below, Remember above, or "
-           f"`python -m lab remember \"{POISON_NOTE}\"`).",
+    steps=(f"Remember the wrong note **{POISON_NOTE}** (the button below).",
            f"Press **Check my work**: the memory arm should now answer *{POISON_QUESTION}* with Lyon (stage 1).",
-           "Delete the note: **Undo** above, the **Memory** page, or `python -m lab memory delete ID`.",
+           "Delete the note: **Undo the last memory change** above, or *Edit or delete* on the **Memory** page.",
            "Press **Check my work** again: Lyon must be gone from the store and the answer back to Paris (stage 2)."),
     check=check_poison_and_repair,
 )
@@ -312,8 +320,7 @@ BEHAVIOUR = Exercise(
     goal="Twelve examples answer like a pirate. On new questions, which arm keeps the habit: the one that "
          "stored the examples, or the one trained on them?",
     steps=("Load the pirate examples into memory (button below).",
-           "Train an adapter on the **pirate** scenario on the **Learning** page (or `python -m lab train "
-           "--scenario pirate --name pirate`); it is activated when done.",
+           "Train an adapter on the **pirate** scenario on the **Learning** page; it is activated when done.",
            "Press **Check my work**: ten held-out questions, never stored or trained on, go to the memory arm "
            "and the learned arm. The learned arm must sound like a pirate more often."),
     check=check_behaviour_generalises,
@@ -359,8 +366,9 @@ WIPE_PREDICTION = Exercise(
     title="Predict the wipe test",
     goal="Both memory and learning can fix the answers. If the memory is wiped, which fix survives? "
          "Commit to a guess before you look.",
-    steps=("For the memory arm (and the learned arm, if an adapter is active) choose *keeps* or *loses* "
-           "below and **Save my prediction**.",
+    steps=("No adapter trained on the wipe test's scenario yet? Press **Train the learned arm** below first "
+           "(about a minute), so learning is in the test too.",
+           "For the memory arm and the learned arm choose *keeps* or *loses* below and **Save my prediction**.",
            "Press **Run the wipe test** below (the same test as the **Wipe Test** page: remember the scenario, "
            "evaluate, wipe, evaluate again; your own memory is put back afterwards).",
            "Press **Check my work**: your prediction is compared with what survived."),

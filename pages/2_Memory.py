@@ -22,14 +22,15 @@ st.set_page_config(page_title="Memory · Memory vs Learning Lab", layout="wide")
 st.title("Memory")
 st.caption("Notes kept outside the model and found again by meaning. Storing one takes milliseconds; "
            "the model's weights never change.")
+key = ui.keys("memory")
 lab = ui.session()
 store = lab.memory
 
 
 def done(message: str, **reset) -> None:
     """Redraw the page with the change made, then show `message`; `reset` sets widgets before they are drawn."""
-    st.session_state["memory_notice"] = message
-    st.session_state["memory_reset"] = reset
+    st.session_state[key("notice")] = message
+    st.session_state[key("reset")] = {key(name): value for name, value in reset.items()}
     st.rerun()
 
 
@@ -38,8 +39,8 @@ def hover(text: str) -> str:
 
 
 # Widget values can only be set before the widget is drawn: hence on the run after a change.
-st.session_state.update(st.session_state.pop("memory_reset", {}))
-if notice := st.session_state.pop("memory_notice", None):
+st.session_state.update(st.session_state.pop(key("reset"), {}))
+if notice := st.session_state.pop(key("notice"), None):
     st.success(notice)
 
 try:
@@ -58,7 +59,7 @@ else:
 
 # ---- the memories: table, add, edit, delete, undo ------------------------------------------------
 with table_tab:
-    needle = st.text_input("Search the memories", key="table_search", placeholder="words to look for").strip()
+    needle = st.text_input("Search the memories", key=key("table_search"), placeholder="words to look for").strip()
     shown = [m for m in memories
              if needle.lower() in " ".join(filter(None, (m.text, m.question, m.answer))).lower()]
     if needle:
@@ -67,7 +68,7 @@ with table_tab:
     st.dataframe(pd.DataFrame([(m.id, m.text, m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
                                for m in shown], columns=["id", "text", "question", "answer", "source", "updated"]),
                  hide_index=True, width="stretch")
-    if st.button("Undo the last change", key="undo", help="Adds, edits, deletes, imports, restores and wipes"):
+    if st.button("Undo the last change", key=key("undo"), help="Adds, edits, deletes, imports, restores and wipes"):
         try:
             undone = store.undo()
             done(undone[:1].upper() + undone[1:] + ".")
@@ -77,10 +78,10 @@ with table_tab:
     add_column, edit_column = st.columns(2)
     with add_column:
         st.subheader("Add a memory")
-        text = st.text_area("Memory", key="add_text", placeholder="The refund window at Acme Corp is 45 days.")
-        question = st.text_input("The question it answers (optional)", key="add_question")
-        answer = st.text_input("The answer (optional)", key="add_answer")
-        if st.button("Add", key="add", type="primary"):
+        text = st.text_area("Memory", key=key("add_text"), placeholder="The refund window at Acme Corp is 45 days.")
+        question = st.text_input("The question it answers (optional)", key=key("add_question"))
+        answer = st.text_input("The answer (optional)", key=key("add_answer"))
+        if st.button("Add", key=key("add"), type="primary"):
             try:
                 memory = store.add(text, question=question.strip() or None, answer=answer.strip() or None)
                 done(f"Remembered [{memory.id}].", add_text="", add_question="", add_answer="")
@@ -92,19 +93,23 @@ with table_tab:
         if not memories:
             st.caption("Nothing to edit yet.")
         else:
-            if st.session_state.get("edit_id") not in by_id:
-                st.session_state.pop("edit_id", None)  # deleted meanwhile: fall back to the first memory
-            chosen = by_id[st.selectbox("Which memory", list(by_id), key="edit_id",
+            # The picker is a new widget whenever the list changes (after an undo, a delete...), and the
+            # fields are keyed by the memory's id and version, so a label and a text can never disagree.
+            version = "-".join(f"{m.id}.{m.updated_at}" for m in memories)
+            picker = key(f"edit_pick-{hash(version)}")
+            previous = st.session_state.get(key("edit_id"))
+            ids = list(by_id)
+            chosen = by_id[st.selectbox("Which memory", ids, key=picker,
+                                        index=ids.index(previous) if previous in by_id else 0,
                                         format_func=lambda i: f"[{i}] {by_id[i].text[:80]}")]
-            # Fill the fields when the choice or the memory changes, not on every run: that would undo the typing.
-            if st.session_state.get("edit_loaded") != (chosen.id, chosen.updated_at):
-                st.session_state.update(edit_text=chosen.text, edit_question=chosen.question or "",
-                                        edit_answer=chosen.answer or "", edit_loaded=(chosen.id, chosen.updated_at))
-            new_text = st.text_area("Text", key="edit_text")
-            new_question = st.text_input("Question (empty: none)", key="edit_question")
-            new_answer = st.text_input("Answer (empty: none)", key="edit_answer")
+            st.session_state[key("edit_id")] = chosen.id
+            field = f"{chosen.id}-{chosen.updated_at}"
+            new_text = st.text_area("Text", chosen.text, key=key(f"edit_text-{field}"))
+            new_question = st.text_input("Question (empty: none)", chosen.question or "",
+                                         key=key(f"edit_question-{field}"))
+            new_answer = st.text_input("Answer (empty: none)", chosen.answer or "", key=key(f"edit_answer-{field}"))
             save, delete = st.columns(2)
-            if save.button("Save changes", key="edit_save", type="primary"):
+            if save.button("Save changes", key=key("edit_save"), type="primary"):
                 try:
                     updated = store.update(chosen.id, text=new_text, question=new_question.strip(),
                                            answer=new_answer.strip())
@@ -113,7 +118,7 @@ with table_tab:
                                                     if updated.text != chosen.text else ""))
                 except LabError as error:
                     ui.show_error(error)
-            if delete.button("Delete", key="edit_delete"):
+            if delete.button("Delete", key=key("edit_delete")):
                 try:
                     store.delete(chosen.id)
                     done(f"Deleted [{chosen.id}]. Undo brings it back.")
@@ -124,10 +129,10 @@ with table_tab:
 with explorer_tab:
     st.markdown("Ask as a student would. The memory arm fetches the **k** nearest memories and keeps only "
                 "those at or above the **threshold**; the rest never reach the model.")
-    query = st.text_input("Question", key="explore_query", placeholder="What is the refund window at Acme Corp?")
+    query = st.text_input("Question", key=key("explore_query"), placeholder="What is the refund window at Acme Corp?")
     left, right = st.columns(2)
-    k = left.slider("Memories to fetch (k)", 1, 10, DEFAULT_K, key="explore_k")
-    threshold = right.slider("Similarity threshold", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.01, key="explore_threshold")
+    k = left.slider("Memories to fetch (k)", 1, 10, DEFAULT_K, key=key("explore_k"))
+    threshold = right.slider("Similarity threshold", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.01, key=key("explore_threshold"))
 
     query_vector, candidates, injected, prompt = None, [], [], None
     if query.strip():
@@ -168,7 +173,7 @@ with explorer_tab:
             bars.update_layout(title="Cosine score of each candidate", xaxis_range=[min(0.0, *bars.data[0].x), 1],
                                yaxis_autorange="reversed", height=120 + 30 * len(candidates),
                                margin=dict(t=40, b=10))
-            st.plotly_chart(bars, width="stretch", key="explore_scores")
+            st.plotly_chart(bars, width="stretch", key=key("explore_scores"))
 
     with map_column:
         st.subheader("Map of the memory")
@@ -203,13 +208,19 @@ with explorer_tab:
                     chart.add_scatter(x=query_point[:, 0], y=query_point[:, 1], mode="markers", name="your question",
                                       marker=dict(color="#d62728", symbol="star", size=18),
                                       hovertext=[hover(query)], hoverinfo="text")
+                def axis_title(n: int) -> str:
+                    # With one or two memories there is no spread to share out: a percentage would mislead.
+                    if len(mapped) + (query_vector is not None) < 3:
+                        return f"axis {n + 1}"
+                    return f"axis {n + 1} · {explained[n]:.0%} of the spread"
+
                 chart.update_layout(
                     title=f"Memory embeddings, {vectors.shape[1]} dimensions flattened to 2 (PCA)", height=460,
-                    xaxis=dict(title=f"axis 1 · {explained[0]:.0%} of the spread", showticklabels=False),
-                    yaxis=dict(title=f"axis 2 · {explained[1]:.0%} of the spread", showticklabels=False,
+                    xaxis=dict(title=axis_title(0), showticklabels=False),
+                    yaxis=dict(title=axis_title(1), showticklabels=False,
                                scaleanchor="x"),  # equal scales: distances on the map are comparable
                     legend=dict(orientation="h"), margin=dict(t=40, b=10))
-                st.plotly_chart(chart, width="stretch", key="memory_map")
+                st.plotly_chart(chart, width="stretch", key=key("memory_map"))
                 st.caption("Far apart on the map means far apart in meaning; close on the map may not mean close "
                            "(the dropped dimensions can separate them). The scores on the left are the real test."
                            + (f" Showing {len(mapped)} of {len(memories)} memories." if len(memories) > MAP_LIMIT
@@ -231,8 +242,8 @@ with files_tab:
         st.subheader("Snapshots")
         st.caption("A saved copy of every memory in this workspace. Restoring replaces the current memories "
                    "(undo reverses it); saving under an existing name replaces that snapshot.")
-        name = st.text_input("Snapshot name", key="snapshot_name", placeholder="before-the-wipe")
-        if st.button("Save snapshot", key="snapshot_save"):
+        name = st.text_input("Snapshot name", key=key("snapshot_name"), placeholder="before-the-wipe")
+        if st.button("Save snapshot", key=key("snapshot_save")):
             try:
                 saved = store.snapshot(name.strip())
                 done(f"Saved snapshot '{name.strip()}' with {saved} memories.", snapshot_name="")
@@ -245,16 +256,16 @@ with files_tab:
             st.dataframe([{"name": s["name"], "memories": s["count"], "saved": s["created_at"][:19].replace("T", " ")}
                           for s in snapshots], hide_index=True, width="stretch")
             names = [s["name"] for s in snapshots]
-            if st.session_state.get("snapshot_pick") not in names:
-                st.session_state.pop("snapshot_pick", None)
-            picked = st.selectbox("Snapshot", names, key="snapshot_pick")
+            if st.session_state.get(key("snapshot_pick")) not in names:
+                st.session_state.pop(key("snapshot_pick"), None)
+            picked = st.selectbox("Snapshot", names, key=key("snapshot_pick"))
             restore, remove = st.columns(2)
-            if restore.button("Restore", key="snapshot_restore"):
+            if restore.button("Restore", key=key("snapshot_restore")):
                 try:
                     done(f"Restored '{picked}': {store.restore(picked)} memories. Undo brings back the ones before.")
                 except LabError as error:
                     ui.show_error(error)
-            if remove.button("Delete snapshot", key="snapshot_delete"):
+            if remove.button("Delete snapshot", key=key("snapshot_delete")):
                 try:
                     store.delete_snapshot(picked)
                     done(f"Deleted snapshot '{picked}'. The current memories are untouched.")
@@ -267,33 +278,39 @@ with files_tab:
             with tempfile.TemporaryDirectory() as folder:
                 store.export(Path(folder) / "memories.json")
                 exported = (Path(folder) / "memories.json").read_bytes()
-            st.download_button("Download the memories (JSON)", exported, key="export", on_click="ignore",
+            st.download_button("Download the memories (JSON)", exported, key=key("export"), on_click="ignore",
                                file_name=f"memories-{lab.workspace.name}.json", mime="application/json")
         except LabError as error:
             ui.show_error(error)
-        upload = st.file_uploader("A memory export (.json)", type=["json"], key="import_file")
+        upload = st.file_uploader("A memory export (.json)", type=["json"], key=key("import_file"))
         st.caption("Imported memories are added beside the current ones, with new ids; undo removes them again.")
-        if st.button("Import", key="import", disabled=upload is None):
+        if upload is not None:
             # import_ reads a path: copy the upload to a temporary file under a safe version of its name.
             safe_name = re.sub(r"[^\w.-]", "_", Path(upload.name).name).lstrip(".") or "upload.json"
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / safe_name
                 path.write_bytes(upload.getvalue())
                 try:
-                    added = store.import_(path)
+                    duplicates = store.duplicates_in(path)
+                    skip = False
+                    if duplicates:
+                        st.warning(f"{duplicates} of the file's memories are already in this memory, word for word.")
+                        skip = st.checkbox("Skip the duplicates", value=True, key=key("import_skip"))
+                    if st.button("Import", key=key("import")):
+                        added = store.import_(path, skip_duplicates=skip)
+                        done(f"Imported {added} memories from {upload.name}"
+                             + (f" ({duplicates} duplicates skipped)." if skip and duplicates else "."))
                 except LabError as error:
                     # The message names the temporary copy; the student knows the file by its own name.
                     ui.show_error(LabError(str(error).replace(str(path), upload.name)))
-                else:
-                    done(f"Imported {added} memories from {upload.name}.")
 
 # ---- wipe: outside the tabs, always in view (the wipe is the lab's central experiment) -----------
 st.divider()
 st.subheader("Wipe")
 st.caption("Erases every memory at once. The memory arm is back to the base model's answers; adapters "
            "(what was learned) are untouched. Undo, or a snapshot taken first, brings the memories back.")
-sure = st.checkbox("I understand: the wipe erases every memory", key="wipe_confirm")
-if st.button("Wipe memory", type="primary", disabled=not sure, key="wipe"):
+sure = st.checkbox("I understand: the wipe erases every memory", key=key("wipe_confirm"))
+if st.button("Wipe memory", type="primary", disabled=not sure, key=key("wipe")):
     try:
         done(f"Wiped {store.wipe()} memories. Undo brings them back.", wipe_confirm=False)
     except LabError as error:

@@ -1,4 +1,4 @@
-"""Wipe Test: predict, run, wipe, run again, reveal."""
+"""Wipe Test: predict, (train,) run, wipe, run again, reveal."""
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -6,60 +6,166 @@ import streamlit as st
 import ui
 from lab.errors import LabError
 from lab.evaluate import METRICS, wipe_test
+from lab.jobs import TrainingJob
 from lab.scenario import bundled_names, load_scenario
 
 st.set_page_config(page_title="Wipe Test · Memory vs Learning Lab", layout="wide")
+key = ui.keys("wipe_test")
 st.title("The wipe test")
 st.markdown("Memory and learning both fix the answers. **Predict first:** after the memory is wiped, "
             "which arm keeps its improvement?")
 lab = ui.session()
-link = ui.link_settings()
+settings = ui.link_settings()
 teacher = ui.teacher_mode()
 names = bundled_names()
-scenario_name = st.selectbox("Scenario", names, index=names.index(link.scenario), key="scenario")
+scenario_name = st.selectbox("Scenario", names, index=names.index(settings.scenario), key=key("scenario_box"),
+                             on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario_box")]))
 scenario = load_scenario(scenario_name)
-st.caption(scenario.description)
+st.caption(f"{scenario.description} The test puts this scenario's own {len(scenario.items)} corrections in a "
+           "scratch memory; your own memories are set aside meanwhile and given back untouched.")
 
-prediction = {arm: st.radio(f"After the wipe, the **{arm}** arm…", ["keeps it", "loses it"], key=f"p-{arm}",
-                            horizontal=True, index=None) for arm in ("memory", "learned")}
-arms = ["base", "memory"] + (["learned", "both"] if lab.adapters.active() else [])
-if len(arms) == 2:
-    st.info("No adapter is active, so only base and memory run. Train one on the Learning page "
-            "or with: python -m lab train --scenario acme --name acme")
-ready = prediction["memory"] is not None
+
+def source_text(source: str | None) -> str:
+    if not source:
+        return "unknown data"
+    return "your memory" if source == "memory" else f"the {source.split(':', 1)[-1]} scenario"
+
+
+# ---- the learned arm: which adapter it tests, and training one from here ---------------------
+active = lab.adapters.active()
+trained_here = bool(active and active.meta.get("source") == f"scenario:{scenario.name}")
+job = st.session_state.get(key("job"))
+with st.container(border=True):
+    if trained_here:
+        st.markdown(f"The learned arms use the adapter **{active.name}**, trained on these corrections.")
+    elif active:
+        st.warning(f"The active adapter **{active.name}** was trained on {source_text(active.meta.get('source'))}, "
+                   "not on these corrections: the learned arm will probably improve nothing here.", icon="🎓")
+    else:
+        st.info("No adapter is active, so only the base and memory arms can run. Train one on these "
+                "corrections to see what learning keeps.", icon="🎓")
+    if not trained_here:
+        busy = bool(job and not job.finished)
+        if st.button(f"Train the learned arm on these {len(scenario.items)} corrections first", key=key("train"),
+                     disabled=busy):
+            try:
+                st.session_state[key("job")] = job = TrainingJob(lab, name=scenario.name, scenario=scenario).start()
+            except LabError as error:
+                ui.show_error(error)
+
+
+@st.fragment(run_every=1.0)
+def training_panel():
+    job = st.session_state.get(key("job"))
+    if job is None or st.session_state.get(key("job_shown")) is job:
+        return
+    last = job.progress[-1] if job.progress else None
+    if not job.finished:
+        st.progress(last.step / last.steps if last else 0.0,
+                    text=f"training: step {last.step}/{last.steps} · loss {last.loss:.3f} · about "
+                         f"{last.eta_s:.0f} s left" if last else
+                    "preparing the base model for training (the first time only: it is converted once and "
+                    "kept), then training…")
+    elif job.state == "done":
+        st.session_state[key("job_shown")] = job
+        st.session_state[key("trained_notice")] = (f"Trained adapter **{job.result.name}** on these corrections "
+                                                   f"in {job.result.seconds:.0f} s; it is now active.")
+        st.rerun(scope="app")  # the adapter box and the predictions above change
+    else:
+        st.warning(job.error)
+
+
+training_panel()
+if notice := st.session_state.get(key("trained_notice")):
+    st.success(notice)
+
+# ---- predict, then run --------------------------------------------------------------------------
+arms = ["base", "memory"] + (["learned", "both"] if active else [])
+predicted_arms = ["memory"] + (["learned"] if active else [])
+prediction = {arm: st.radio(f"After the wipe, the **{arm}** arm…", ["keeps it", "loses it"],
+                            key=key(f"predict_{arm}"), horizontal=True, index=None) for arm in predicted_arms}
+if not active:
+    st.caption("The learned arm is not in this run: it has no adapter. Train one above to predict it too.")
+ready = all(guess is not None for guess in prediction.values())
 if not ready:
-    st.caption("Record your prediction for the memory arm to unlock the run.")
-ui.model_queue_notice(lab)
-if st.button("Run the wipe test", type="primary", disabled=not ready, key="run"):
-    try:
-        with st.spinner(f"remembering {len(scenario.items)} corrections, evaluating {len(arms)} arms, wiping, "
-                        "evaluating again… (about a minute on a 2-core laptop)"):
-            st.session_state["wipe"] = wipe_test(lab, scenario, arms)
-            st.session_state["wipe_prediction"] = dict(prediction)
-    except LabError as error:
-        ui.show_error(error)
+    st.caption("Record your prediction" + (" for each arm" if len(prediction) > 1 else "") + " to unlock the run.")
 
-report = st.session_state.get("wipe")
-if report:
-    st.subheader("Reveal")
-    guesses = st.session_state.get("wipe_prediction", prediction)
-    for arm, guess in guesses.items():
-        if arm in report["survived"] and guess:
-            kept = report["survived"][arm]["reliability"]
-            truth = "keeps it" if kept else "loses it"
-            (st.success if truth == guess else st.warning)(f"{arm}: you said it {guess}; it {truth}.")
-    shown = [m for m in METRICS if any(report["before"][a][m] is not None for a in report["before"])]
+
+def draw_charts(before: dict, after: dict, tag: str) -> None:
+    shown = [m for m in METRICS if any(before.get(a, {}).get(m) is not None for a in before)]
+    if not shown:
+        return
     for column, metric in zip(st.columns(len(shown)), shown):
         figure = go.Figure()
-        for phase, colour in (("before", "#4c78a8"), ("after", "#f58518")):
-            figure.add_bar(name=f"{phase} the wipe", x=list(report[phase]), marker_color=colour,
-                           y=[report[phase][arm][metric] for arm in report[phase]])
+        for phase, values, colour in (("before", before, "#4c78a8"), ("after", after, "#f58518")):
+            figure.add_bar(name=f"{phase} the wipe", x=list(values), marker_color=colour,
+                           y=[values[arm][metric] for arm in values])
         figure.update_layout(title=metric, barmode="group", yaxis_range=[0, 1], height=320,
                              margin=dict(t=40, b=10), legend=dict(orientation="h"))
-        column.plotly_chart(figure, use_container_width=True)
+        column.plotly_chart(figure, width="stretch", key=key(f"chart-{tag}-{metric}"))
+
+
+ui.model_queue_notice(lab)
+live = st.empty()
+if st.button("Run the wipe test", type="primary", disabled=not ready, key=key("run")):
+    partial = {"before": {}, "after": {}}
+    steps = 2 * len(arms)
+
+    with st.status("Running the wipe test…", expanded=True) as status:
+        bar = st.progress(0.0)
+
+        def on_progress(phase, arm, metrics):
+            done = len(partial["before"]) + len(partial["after"])
+            if metrics is None:
+                where = "with the corrections in memory" if phase == "before" else "after wiping the memory"
+                bar.progress(done / steps, text=f"{phase} the wipe: asking the **{arm}** arm, {where} "
+                                                f"({done + 1} of {steps})")
+                return
+            partial[phase][arm] = metrics
+            with live.container():
+                draw_charts(partial["before"], partial["after"], f"live{done}")
+
+        try:
+            report = wipe_test(lab, scenario, arms, on_progress=on_progress)
+            st.session_state[key("report")] = report
+            st.session_state[key("prediction")] = dict(prediction)
+            st.session_state[key("adapter")] = ({"name": active.name, "source": active.meta.get("source")}
+                                                if active else None)
+            status.update(label=f"Wipe test finished in {report['seconds']:.0f} s: the reveal is below. "
+                                "Your memory has been given back.", state="complete", expanded=False)
+        except LabError as error:
+            status.update(label="The wipe test stopped", state="error")
+            ui.show_error(error)
+    live.empty()
+
+# ---- the reveal ----------------------------------------------------------------------------------
+report = st.session_state.get(key("report"))
+if report and report["scenario"] == scenario.name:
+    st.subheader("Reveal")
+    guesses = st.session_state.get(key("prediction"), {})
+    used = st.session_state.get(key("adapter"))
+    for arm, guess in guesses.items():
+        survived = report["survived"].get(arm)
+        if survived is None:
+            continue
+        before = report["before"][arm]["reliability"]
+        verdicts = [v for v in (survived.get("reliability"), *survived.values()) if v is not None]
+        adapter_note = (f" (adapter **{used['name']}**, trained on {source_text(used['source'])})"
+                        if used and arm == "learned" else "")
+        if not verdicts:
+            st.info(f"**{arm}**{adapter_note}: it improved nothing over the base model on these questions "
+                    f"(reliability {before:.2f} before the wipe), so there was nothing to keep or lose."
+                    + (" Train an adapter on these corrections above and run it again." if arm == "learned" else ""))
+            continue
+        truth = "keeps it" if verdicts[0] else "loses it"
+        (st.success if truth == guess else st.warning)(
+            f"**{arm}**{adapter_note}: you said it {guess}; it {truth} (reliability {before:.2f} before the wipe, "
+            f"{report['after'][arm]['reliability']:.2f} after).")
+    draw_charts(report["before"], report["after"], "final")
     st.caption("reliability: the corrected questions · generalization: their paraphrases · locality: unrelated "
-               "questions the base got right, still right · reverse: the fact asked backwards. "
-               f"{report['seconds']:.0f} s, training excluded. The memory has been given back.")
+               "questions the base got right, still right · reverse: the fact asked backwards · adherence: "
+               f"held-out questions for a behaviour. {report['seconds']:.0f} s, training excluded. "
+               "Your memory has been given back.")
     if not teacher:
         with st.expander("raw report (JSON)"):
             st.json(report)

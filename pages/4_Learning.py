@@ -13,60 +13,90 @@ from lab.learning import TrainingConfig
 from lab.merge import make_permanent
 from lab.scenario import bundled_names, load_scenario
 
+TRAINED_ON = {"memory": "your memory"}
+
 st.set_page_config(page_title="Learning · Memory vs Learning Lab", layout="wide")
 st.title("Learning")
 st.caption("Consolidate corrections into the weights: a LoRA adapter trained on this CPU.")
+key = ui.keys("learning")
 lab = ui.session()
+teacher = ui.teacher_mode()
 
-source = st.radio("Train on", ["my memory", "a scenario"], horizontal=True)
-scenario_name = st.selectbox("Scenario", bundled_names()) if source == "a scenario" else None
+source = st.radio("Train on", ["my memory", "a scenario"], horizontal=True, key=key("source"))
+scenario_name = (st.selectbox("Scenario", bundled_names(), key=key("scenario"))
+                 if source == "a scenario" else None)
 left, right = st.columns(2)
-steps = left.slider("training steps", 5, 200, TrainingConfig.steps, 5)
+steps = left.slider("training steps", 5, 200, TrainingConfig.steps, 5, key=key("steps"),
+                    help="How many small weight updates to make. More steps learn the corrections harder "
+                         "and can disturb more of what the model knew.")
 rank, top_layers = TrainingConfig.rank, TrainingConfig.top_layers
-learning_rate, paraphrases, replay = TrainingConfig.learning_rate, False, False
-if not ui.teacher_mode():  # the measured defaults for a class; the knobs for exploring alone
-    rank = left.select_slider("LoRA rank", [2, 4, 8, 16, 32], TrainingConfig.rank)
-    top_layers = right.slider("layers adapted (from the top)", 1, 30, TrainingConfig.top_layers)
-    learning_rate = right.select_slider("learning rate", [5e-4, 1e-3, 2e-3, 3e-3, 5e-3], TrainingConfig.learning_rate)
-    paraphrases = left.checkbox("also train on paraphrases (scenarios)")
-    replay = right.checkbox("replay: hold the base model's answers to general questions while learning")
-    if replay and steps < REPLAY_STEPS:
-        right.caption(f"Replay shares the steps with your corrections: about {REPLAY_STEPS} steps learn them "
-                      f"all (measured on acme; at 40, 13 of 20).")
-name = st.text_input("Adapter name", value=scenario_name or "from-memory")
+learning_rate, paraphrases = TrainingConfig.learning_rate, False
+# Replay and the learning rate stay in teacher mode: the forgetting exercise asks for them.
+replay = right.checkbox("replay: hold the base model's answers to general questions while learning",
+                        key=key("replay"),
+                        help="Mixes in the model's own right answers to unrelated questions, so training "
+                             "the corrections in forgets less of what it knew. Leave it off to see forgetting.")
+learning_rate = right.select_slider(
+    "learning rate", [5e-4, 1e-3, 2e-3, 3e-3, 5e-3], TrainingConfig.learning_rate, key=key("lr"),
+    help="How big each update is. Higher learns faster and forgets more.")
+if not teacher:  # the measured defaults for a class; the knobs for exploring alone
+    rank = left.select_slider("LoRA rank", [2, 4, 8, 16, 32], TrainingConfig.rank, key=key("rank"),
+                              help="The size of the adapter: how many directions each adapted weight matrix "
+                                   "may change in. Bigger holds more, trains slower and takes more disk.")
+    top_layers = right.slider("layers adapted (from the top)", 1, 30, TrainingConfig.top_layers, key=key("layers"),
+                              help="The model has 30 layers; only the top ones get an adapter. Fewer is faster.")
+    paraphrases = left.checkbox("also train on paraphrases (scenarios)", key=key("paraphrases"),
+                                help="Adds each scenario item's rewordings to the training set.")
+if replay and steps < REPLAY_STEPS:
+    right.caption(f"Replay shares the steps with your corrections: about {REPLAY_STEPS} steps learn them "
+                  f"all (measured on acme; at 40, 13 of 20).")
+name = st.text_input("Adapter name", value=scenario_name or "from-memory", key=key(f"name-{scenario_name}"))
+existing = name.strip() in [a.name for a in lab.adapters.list()]
+overwrite = True
+if existing:
+    overwrite = st.checkbox(f"Replace the existing adapter **{name.strip()}**", key=key(f"replace-{name.strip()}"),
+                            help="Training under an existing name overwrites it. Tick to confirm, or pick a new name.")
 
-job: TrainingJob | None = st.session_state.get("job")
+job: TrainingJob | None = st.session_state.get(key("job"))
 ui.model_queue_notice(lab)
-if st.button("Train", type="primary", disabled=bool(job and not job.finished)):
+if st.button("Train", type="primary", disabled=bool(job and not job.finished) or not overwrite, key=key("train")):
     try:
         config = TrainingConfig(steps=steps, rank=rank, alpha=2.0 * rank, learning_rate=learning_rate,
                                 top_layers=top_layers, paraphrases=paraphrases, replay=replay).validate()
         scenario = load_scenario(scenario_name) if scenario_name else None
-        st.session_state["job"] = job = TrainingJob(lab, name=name, scenario=scenario, config=config).start()
+        st.session_state[key("job")] = job = TrainingJob(lab, name=name.strip(), scenario=scenario,
+                                                         config=config).start()
+        st.session_state.pop(key("job_shown"), None)
     except LabError as error:
         ui.show_error(error)
 
 
 @st.fragment(run_every=1.0)
 def progress_panel():
-    job = st.session_state.get("job")
+    job = st.session_state.get(key("job"))
     if job is None:
         return
     last = job.progress[-1] if job.progress else None
-    st.progress(last.step / last.steps if last else 0.0,
-                text=(f"step {last.step}/{last.steps} · loss {last.loss:.3f} · {last.tokens_per_s:.0f} tokens/s · "
-                      f"ETA {last.eta_s:.0f} s") if last else "loading the base model…")
+    if not job.finished:
+        st.progress(last.step / last.steps if last else 0.0,
+                    text=(f"step {last.step}/{last.steps} · loss {last.loss:.3f} · {last.tokens_per_s:.0f} tokens/s · "
+                          f"ETA {last.eta_s:.0f} s") if last else
+                    "preparing the base model for training (the first time only: it is converted once and kept)…")
     if job.progress:
         figure = go.Figure(go.Scatter(x=[p.step for p in job.progress], y=[p.loss for p in job.progress],
                                       mode="lines+markers"))
         figure.update_layout(xaxis_title="step", yaxis_title="loss", height=280, margin=dict(t=10))
-        st.plotly_chart(figure, use_container_width=True)
+        st.plotly_chart(figure, width="stretch", key=key("loss"))
     if not job.finished:
-        if st.button("Cancel training"):
+        if st.button("Cancel training", key=key("cancel")):
             job.cancel()
     elif job.state == "done":
         st.success(f"Adapter {job.result.name!r} trained in {job.result.seconds:.1f} s and activated. "
                    "Now wipe the memory and ask again.")
+        if st.session_state.get(key("job_shown")) is not job:
+            # The list and the costs below were drawn before it finished: redraw the whole page once.
+            st.session_state[key("job_shown")] = job
+            st.rerun(scope="app")
     else:
         st.warning(job.error)
 
@@ -77,16 +107,17 @@ st.subheader("Adapters")
 for info in lab.adapters.list():
     cols = st.columns([3, 1, 1, 1])
     meta = info.meta
-    cols[0].write(f"{'✅ ' if info.active else ''}**{info.name}** · {info.to_json()['size_bytes'] / 1e6:.1f} MB · "
-                  f"{meta.get('seconds', '?')} s · {meta.get('source', '')}")
-    if cols[1].button("Activate", key=f"a-{info.name}", disabled=info.active):
+    cols[0].write(f"{':material/check_circle: active · ' if info.active else ''}**{info.name}** · "
+                  f"{info.to_json()['size_bytes'] / 1e6:.1f} MB · trained in {meta.get('seconds', '?')} s on "
+                  f"{TRAINED_ON.get(meta.get('source'), str(meta.get('source', '?')).replace('scenario:', 'scenario '))}")
+    if cols[1].button("Activate", key=key(f"activate-{info.name}"), disabled=info.active):
         lab.adapters.activate(info.name)
         st.rerun()
-    if cols[2].button("Delete", key=f"d-{info.name}"):
+    if cols[2].button("Delete", key=key(f"delete-{info.name}")):
         lab.adapters.delete(info.name)
         st.rerun()
     merged = info.path.parent / "merged.gguf"
-    if cols[3].button("Make permanent", key=f"m-{info.name}",
+    if cols[3].button("Make permanent", key=key(f"permanent-{info.name}"),
                       help="merge the adapter into a new standalone model file: no adapter, no memory, "
                            "nothing left to wipe or switch off"):
         try:
@@ -96,9 +127,10 @@ for info in lab.adapters.list():
         except LabError as error:
             ui.show_error(error)
     if merged.exists():
-        st.caption(f"Permanent copy of **{info.name}**: `{merged}`. Use it as the base with "
-                   f"`python -m lab ask --model {merged} \"QUESTION\"` or `LAB_MODEL={merged} bash scripts/app.sh`.")
-if lab.adapters.active_name() and st.button("Deactivate"):
+        st.caption(f"Permanent copy of **{info.name}**: `{merged}`, a standalone model with the corrections in "
+                   "its weights. To make it the lab's base model, start the lab with the LAB_MODEL setting "
+                   "pointing at this file (see the README).")
+if lab.adapters.active_name() and st.button("Deactivate", key=key("deactivate")):
     lab.adapters.deactivate()
     st.rerun()
 
@@ -111,7 +143,7 @@ started = time.perf_counter()
 lab.memory.embedder.embed_one("The refund window at Acme Corp is 45 days.")
 embed_ms = (time.perf_counter() - started) * 1000
 cost = st.columns(4)
-cost[0].metric("to remember one correction", f"{embed_ms:.0f} ms", help="embedding it, measured just now; "
+cost[0].metric("to remember one correction", f"{embed_ms:.1f} ms" if embed_ms < 10 else f"{embed_ms:.0f} ms", help="embedding it, measured just now; "
                "the SQLite write and the index update add a few ms")
 cost[1].metric("to train the active adapter", f"{active.meta.get('seconds', 0):.0f} s" if active else "—")
 cost[2].metric("active adapter on disk", f"{active.to_json()['size_bytes'] / 1e6:.1f} MB" if active else "—",

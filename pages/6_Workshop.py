@@ -1,7 +1,5 @@
 """Workshop: guided exercises, each checked against what is really in the lab (lab/workshop.py)."""
 
-from dataclasses import replace
-
 import streamlit as st
 
 import ui
@@ -9,51 +7,61 @@ from lab import workshop
 from lab.agent import ARMS
 from lab.errors import LabError
 from lab.links import build_link
-from lab.scenario import bundled_names
+from lab.consolidation import consolidate
+from lab.scenario import bundled_names, load_scenario
+
+DONE_ICON, OPEN_ICON = ":material/check_circle:", ":material/radio_button_unchecked:"
 
 st.set_page_config(page_title="Workshop · Memory vs Learning Lab", layout="wide")
 st.title("Workshop")
 st.caption("Guided exercises. Each check looks at your workspace's real memory and adapters and asks the "
            "model afresh: there is nothing to tick by hand.")
+key = ui.keys("workshop")
 lab = ui.session()
 teacher = ui.teacher_mode()
-settings = replace(ui.link_settings(), teacher=teacher)
+settings = ui.link_settings()
 bar = st.empty()  # filled at the end, once this run's checks are counted
 
-# The link's values are the defaults. Teacher mode hides the fine-tuning: the class gets the link's.
+# The visit's settings are the defaults. Teacher mode hides the fine-tuning: the class gets the link's.
 if not teacher:
     with st.sidebar:
         st.subheader("Settings")
         names = bundled_names()
-        settings = replace(settings,
-                           scenario=st.selectbox("scenario (forgetting, wipe test)", names,
-                                                 index=names.index(settings.scenario), key="ws-scenario"),
-                           k=int(st.number_input("memories to retrieve (k)", 1, 50, settings.k, key="ws-k")),
-                           threshold=st.slider("similarity threshold", -1.0, 1.0, float(settings.threshold), 0.05,
-                                               key="ws-threshold"))
+        st.selectbox("scenario (forgetting, wipe test)", names, index=names.index(settings.scenario),
+                     key=key("scenario"), on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario")]))
+        st.number_input("memories to retrieve (k)", 1, 50, settings.k, key=key("k"),
+                        on_change=lambda: ui.update_link(k=int(st.session_state[key("k")])))
+        st.slider("similarity threshold", -1.0, 1.0, float(settings.threshold), 0.05, key=key("threshold"),
+                  on_change=lambda: ui.update_link(threshold=st.session_state[key("threshold")]))
+settings = ui.current_settings()
 
-if "workshop" not in st.session_state:  # progress survives a reload: it is saved in the workspace
-    st.session_state["workshop"] = workshop.load_progress(lab.workspace)
-progress = st.session_state["workshop"]
+# Progress is read from the workspace on every run (it is saved there after each change), so a
+# reload, or the same link in a new tab, shows exactly what was done.
+progress = workshop.load_progress(lab.workspace)
 
 with st.container(border=True):
-    st.markdown("**Try it here** — the same calls as the Playground, with the settings above.")
+    st.markdown("**Try it here**: the same calls as the Playground, with the settings in the sidebar.")
     question_col, arm_col = st.columns([4, 1])
-    question = question_col.text_input("Question", workshop.REFUND_QUESTION, key="ws-question")
-    settings = replace(settings, arm=arm_col.selectbox("Arm", ARMS, index=ARMS.index(settings.arm), key="ws-arm"))
-    note = st.text_input("A note to remember", key="ws-note", placeholder=workshop.REFUND_NOTE)
+    question = question_col.text_input("Question", workshop.REFUND_QUESTION, key=key("question"))
+    arm = arm_col.selectbox("Arm", ARMS, index=ARMS.index(settings.arm), key=key("arm"),
+                            on_change=lambda: ui.update_link(arm=st.session_state[key("arm")]))
+    note = st.text_input("A note to remember", key=key("note"),
+                         help=f"For exercise 1, type: {workshop.REFUND_NOTE}")
     ask_col, remember_col, undo_col = st.columns(3)
     try:
-        if ask_col.button("Ask", key="ws-ask", type="primary"):
-            st.session_state["ws-answer"] = lab.agent.answer(question, settings.arm, k=settings.k,
-                                                             min_score=settings.threshold)
-        if remember_col.button("Remember", key="ws-remember"):
-            st.success(f"Remembered [{lab.memory.add(note).id}].")
-        if undo_col.button("Undo the last memory change", key="ws-undo"):
+        if ask_col.button("Ask", key=key("ask"), type="primary"):
+            st.session_state[key("answer")] = lab.agent.answer(question, arm, k=settings.k,
+                                                               min_score=settings.threshold)
+        if remember_col.button("Remember", key=key("remember")):
+            if not note.strip():
+                st.error("Type a note first, then press Remember.")
+            else:
+                st.success(f"Remembered [{lab.memory.add(note, unique=True).id}].")
+        if undo_col.button("Undo the last memory change", key=key("undo")):
             st.info(lab.memory.undo())
     except LabError as error:
         ui.show_error(error)
-    if answer := st.session_state.get("ws-answer"):
+    if answer := st.session_state.get(key("answer")):
         st.markdown(f"**{answer.arm}:** {answer.answer}")
         st.caption("retrieved: " + ("; ".join(f"[{h.id}] {h.text} ({h.score:.2f})" for h in answer.hits) or "none"))
     st.caption(f"workspace `{lab.workspace.name}` · {len(lab.memory)} memories · "
@@ -62,38 +70,55 @@ with st.container(border=True):
 
 # Helpers that shorten a step. They change the lab because the student asks them to; checks never do.
 def poison_helpers(state):
-    if st.button("Remember the wrong note", key="ws-poison"):
+    if st.button("Remember the wrong note", key=key("poison")):
         st.success(f"Remembered [{lab.memory.add(workshop.POISON_NOTE).id}] {workshop.POISON_NOTE}")
 
 
 def behaviour_helpers(state):
-    if st.button("Load the pirate examples into memory", key="ws-pirate"):
+    if st.button("Load the pirate examples into memory", key=key("pirate")):
         st.success(f"Added {workshop.remember_pirate_examples(lab)} pirate examples.")
 
 
 def wipe_helpers(state):
+    scenario = load_scenario(settings.scenario)
+    active = lab.adapters.active()
+    if not (active and active.meta.get("source") == f"scenario:{scenario.name}"):
+        why = (f"The active adapter **{active.name}** was not trained on {scenario.name}" if active
+               else "No adapter is active")
+        st.info(f"{why}, so the learned arm would have nothing to keep or lose in this test.")
+        if st.button(f"Train the learned arm on the {scenario.name} corrections first", key=key("train")):
+            with st.status(f"Training an adapter on {scenario.name}…", expanded=True) as status:
+                bar = st.progress(0.0, text="preparing the base model (the first time only), then training…")
+                try:
+                    result = consolidate(lab, name=scenario.name, scenario=scenario, on_progress=lambda p: bar.progress(
+                        p.step / p.steps, text=f"step {p.step}/{p.steps} · loss {p.loss:.3f}"))
+                    status.update(label=f"Trained {result.name!r} in {result.seconds:.0f} s; it is now active.",
+                                  state="complete")
+                except LabError as error:
+                    status.update(label=error.app_message, state="error")
+            st.rerun()
     arms = ["memory"] + (["learned"] if lab.adapters.active() else [])
     guesses = {arm: st.radio(f"After the wipe the **{arm}** arm…", workshop.PREDICTION_CHOICES, horizontal=True,
-                             key=f"ws-predict-{arm}", format_func=lambda c: f"{c} the improvement")
+                             key=key(f"predict-{arm}"), format_func=lambda c: f"{c} the improvement")
                for arm in arms}
-    if "learned" not in arms:
-        st.caption("No adapter is active, so only the memory arm is predicted (train one to add learned).")
     save_col, run_col = st.columns(2)
-    if save_col.button("Save my prediction", key="ws-save-prediction"):
+    if save_col.button("Save my prediction", key=key("save_prediction")):
         workshop.save_prediction(state, guesses)
         workshop.save_progress(lab.workspace, progress)
-    if run_col.button(f"Run the wipe test ({settings.scenario})", key="ws-run-wipe",
+    if run_col.button(f"Run the wipe test ({settings.scenario})", key=key("run_wipe"),
                       disabled="prediction" not in state):
-        with st.spinner("remembering, evaluating, wiping, evaluating again (a minute or two)…"):
-            workshop.run_wipe_test(lab, settings.scenario, state)
+        with st.status("Running the wipe test: remembering, evaluating, wiping, evaluating again…") as status:
+            report = workshop.run_wipe_test(lab, settings.scenario, state)
+            status.update(label=f"Wipe test finished in {report['seconds']:.0f} s. Now press Check my work.",
+                          state="complete")
         workshop.save_progress(lab.workspace, progress)
     if "prediction" in state:
         st.caption("Saved prediction: " + ", ".join(f"{arm} {guess}" for arm, guess in state["prediction"].items()))
 
 
 def threshold_helpers(state):
-    state["threshold"] = st.slider("threshold for this exercise", 0.0, 1.0, 0.0, 0.05, key="ws-ex-threshold")
-    if st.button("Ask the laptop question at this threshold", key="ws-ask-laptop"):
+    state["threshold"] = st.slider("threshold for this exercise", 0.0, 1.0, 0.0, 0.05, key=key("exercise_threshold"))
+    if st.button("Ask the laptop question at this threshold", key=key("ask_laptop")):
         answer = lab.agent.answer(workshop.NEAR_MISS_QUESTION, "memory", k=settings.k, min_score=state["threshold"])
         st.markdown(f"**memory:** {answer.answer}")
         st.caption("retrieved: " + ("; ".join(f"[{h.id}] {h.text} ({h.score:.2f})" for h in answer.hits) or "none"))
@@ -106,27 +131,33 @@ first_open = next((e.id for e in workshop.EXERCISES if not progress.get(e.id, {}
 for number, exercise in enumerate(workshop.EXERCISES, 1):
     entry = progress.setdefault(exercise.id, {})
     state = entry.setdefault("state", {})
-    with st.expander(f"{'✅' if entry.get('done') else '⬜'} {number}. {exercise.title}",
-                     expanded=exercise.id == st.session_state.get("ws-open", first_open)):
+    # Streamlit's own icons: emoji check boxes render as empty squares in Debian's chromium.
+    with st.expander(f"{number}. {exercise.title}", icon=DONE_ICON if entry.get("done") else OPEN_ICON,
+                     expanded=exercise.id == st.session_state.get(key("open"), first_open)):
         st.markdown(f"**Goal.** {exercise.goal}")
         st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(exercise.steps, 1)))
         try:
             if exercise.id in HELPERS:
                 HELPERS[exercise.id](state)
-            if st.button("Check my work", key=f"check-{exercise.id}", type="primary"):
+            if st.button("Check my work", key=key(f"check-{exercise.id}"), type="primary"):
                 with st.spinner("checking against the lab…"):
                     workshop.run_check(exercise, lab, settings, progress)
                 workshop.save_progress(lab.workspace, progress)
-                st.session_state["ws-open"] = exercise.id
-                st.rerun()  # redraw the ✅ marks and the progress bar
+                st.session_state[key("open")] = exercise.id
+                st.rerun()  # redraw the marks and the progress bar
         except LabError as error:
             ui.show_error(error)
         if result := entry.get("result"):
             if result["passed"]:
-                st.success(result["detail"], icon="✅")
+                st.success(result["detail"], icon=":material/check_circle:")
+            elif result.get("in_progress"):
+                st.info(result["detail"], icon=":material/pending:")
+            elif entry.get("done"):
+                st.info(result["detail"] + " (You finished this exercise earlier; it stays done.)",
+                        icon=":material/info:")
             else:
-                st.warning(result["detail"], icon="❌")
-        if not teacher and st.toggle("raw details", key=f"raw-{exercise.id}"):
+                st.warning(result["detail"], icon=":material/cancel:")
+        if not teacher and st.toggle("raw details", key=key(f"raw-{exercise.id}")):
             st.json(entry)
 
 done = workshop.done_count(progress)
@@ -134,9 +165,12 @@ bar.progress(done / len(workshop.EXERCISES), text=f"{done} of {len(workshop.EXER
 
 with st.sidebar:
     st.markdown("**Link to share**")
-    st.code(build_link(settings), language=None)
-    st.caption("Relative to this app's address. It opens the Workshop with these settings.")
-    if not teacher and st.button("Reset my progress", key="ws-reset"):
-        st.session_state["workshop"] = {}
+    link = build_link(settings)
+    base = getattr(st.context, "url", None)
+    if base:  # the whole address, so it can be pasted as it is
+        link = base.split("?")[0].rsplit("/", 1)[0] + link
+    st.code(link, language=None, wrap_lines=True)
+    st.caption("It opens the Workshop with these settings, each student in a workspace of their own.")
+    if not teacher and st.button("Reset my progress", key=key("reset")):
         workshop.save_progress(lab.workspace, {})
         st.rerun()

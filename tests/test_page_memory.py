@@ -28,9 +28,16 @@ def open_page() -> AppTest:
 def with_memories(*texts) -> tuple[AppTest, object]:
     """The page over a workspace already holding `texts`; returns (app, the lab session)."""
     app = open_page()
-    lab = app.session_state["lab"]
+    lab = app.session_state["ui.lab"]
     lab.memory.add_many([{"text": text} for text in texts])
     return app.run(), lab
+
+
+def editor(app, label: str):
+    """An editor field by its label: their keys carry the memory's id and version."""
+    widgets = app.text_area if label == "Text" else app.text_input if label.startswith(("Question", "Answer")) \
+        else app.selectbox
+    return next(w for w in widgets if w.label == label)
 
 
 def texts(lab) -> list[str]:
@@ -50,58 +57,61 @@ def charts(app) -> dict[str, dict]:
 
 def test_add_search_and_guarded_wipe():
     app = open_page()
-    app.text_area(key="add_text").input(DOG)
-    app.button(key="add").click().run()
-    lab = app.session_state["lab"]
+    app.text_area(key="memory.add_text").input(DOG)
+    app.button(key="memory.add").click().run()
+    lab = app.session_state["ui.lab"]
     assert texts(lab) == [DOG] and not app.exception
-    assert app.text_area(key="add_text").value == ""  # cleared for the next one
-    app.button(key="add").click().run()  # empty text: one line, nothing stored
+    assert app.text_area(key="memory.add_text").value == ""  # cleared for the next one
+    app.button(key="memory.add").click().run()  # empty text: one line, nothing stored
     assert len(app.error) == 1 and "empty" in app.error[0].value and texts(lab) == [DOG]
 
     lab.memory.add(REFUND)
-    app.text_input(key="table_search").input("biscuit").run()
+    app.text_input(key="memory.table_search").input("biscuit").run()
     assert table(app, "source")["text"].tolist() == [DOG]
 
-    assert app.button(key="wipe").disabled  # nothing is wiped without the confirmation
-    app.checkbox(key="wipe_confirm").check().run()
-    app.button(key="wipe").click().run()
+    assert app.button(key="memory.wipe").disabled  # nothing is wiped without the confirmation
+    app.checkbox(key="memory.wipe_confirm").check().run()
+    app.button(key="memory.wipe").click().run()
     assert len(lab.memory) == 0 and not app.exception
-    assert app.checkbox(key="wipe_confirm").value is False and app.button(key="wipe").disabled  # armed again
-    app.button(key="undo").click().run()
+    assert app.checkbox(key="memory.wipe_confirm").value is False and app.button(key="memory.wipe").disabled  # armed again
+    app.button(key="memory.undo").click().run()
     assert sorted(texts(lab)) == sorted([DOG, REFUND]) and "Undid wipe of 2 memories." in app.success[0].value
 
 
 def test_edit_a_memory_then_undo_it():
     app, lab = with_memories(REFUND, DOG)
     dog = lab.memory.list()[1]
-    app.selectbox(key="edit_id").select(dog.id).run()
-    assert app.text_area(key="edit_text").value == DOG
-    app.text_area(key="edit_text").input("Our office dog is called Pretzel.")
-    app.text_input(key="edit_question").input("What is the office dog called?")
-    app.button(key="edit_save").click().run()
+    editor(app, "Which memory").select(dog.id).run()
+    assert editor(app, "Text").value == DOG
+    editor(app, "Text").input("Our office dog is called Pretzel.")
+    editor(app, "Question (empty: none)").input("What is the office dog called?")
+    app.button(key="memory.edit_save").click().run()
     assert not app.exception and not app.error
     edited = lab.memory.get(dog.id)
     assert (edited.text, edited.question) == ("Our office dog is called Pretzel.", "What is the office dog called?")
-    assert app.text_area(key="edit_text").value == edited.text and "embedded again" in app.success[0].value
+    assert editor(app, "Text").value == edited.text and "embedded again" in app.success[0].value
     assert lab.memory.search("What is the dog's name?", k=1)[0].text == edited.text  # found by its new meaning
 
-    app.text_area(key="edit_text").input("   ")
-    app.button(key="edit_save").click().run()
+    editor(app, "Text").input("   ")
+    app.button(key="memory.edit_save").click().run()
     assert len(app.error) == 1 and "text must be a non-empty string" in app.error[0].value
     assert lab.memory.get(dog.id) == edited  # a bad edit changes nothing
 
-    app.button(key="undo").click().run()
+    app.button(key="memory.undo").click().run()
     assert lab.memory.get(dog.id).text == DOG and not app.exception
-    app.button(key="edit_delete").click().run()
+    # After an undo the editor's label and its text are the same memory's.
+    shown = editor(app, "Which memory").value
+    assert editor(app, "Text").value == lab.memory.get(shown).text
+    app.button(key="memory.edit_delete").click().run()
     assert texts(lab) == [REFUND]
 
 
 def test_explorer_marks_what_passes_the_threshold_and_shows_the_prompt_and_the_map():
     app, lab = with_memories(REFUND, DOG, PENGUINS)
     assert "memory_map" in str([chart.proto.id for chart in app.get("plotly_chart")])  # the map needs no query
-    app.text_input(key="explore_query").input("How long is the refund window at Acme Corp?")
-    app.slider(key="explore_k").set_value(3)
-    app.slider(key="explore_threshold").set_value(0.5).run()
+    app.text_input(key="memory.explore_query").input("How long is the refund window at Acme Corp?")
+    app.slider(key="memory.explore_k").set_value(3)
+    app.slider(key="memory.explore_threshold").set_value(0.5).run()
     assert not app.exception and not app.error and not app.warning
 
     candidates = table(app, "prompt")
@@ -119,7 +129,7 @@ def test_explorer_marks_what_passes_the_threshold_and_shows_the_prompt_and_the_m
     assert REFUND in traces["injected"]["hovertext"][0] and traces["your question"]["marker"]["symbol"] == "star"
     assert "Cosine score of each candidate" in charts(app)
 
-    app.slider(key="explore_threshold").set_value(1.0).run()  # nothing is that close: the base prompt goes out
+    app.slider(key="memory.explore_threshold").set_value(1.0).run()  # nothing is that close: the base prompt goes out
     assert set(table(app, "prompt")["prompt"]) == {"✖ filtered out"}
     assert "Notes:" not in app.code[0].value
     assert {m.label: m.value for m in app.metric}["Extra tokens for memories"] == "0"
@@ -128,7 +138,7 @@ def test_explorer_marks_what_passes_the_threshold_and_shows_the_prompt_and_the_m
 @pytest.mark.parametrize("count", [0, 1, 2])
 def test_map_and_explorer_with_few_memories(count):
     app, _ = with_memories(*[REFUND, DOG][:count])
-    app.text_input(key="explore_query").input("Who is the office dog?").run()
+    app.text_input(key="memory.explore_query").input("Who is the office dog?").run()
     assert not app.exception and not app.error
     assert any("PCA" in title for title in charts(app)) == (count > 0)
     assert app.code  # the prompt is shown even when nothing is found
@@ -136,23 +146,23 @@ def test_map_and_explorer_with_few_memories(count):
 
 def test_snapshot_save_restore_and_delete():
     app, lab = with_memories(REFUND, DOG)
-    app.text_input(key="snapshot_name").input("two facts")
-    app.button(key="snapshot_save").click().run()
+    app.text_input(key="memory.snapshot_name").input("two facts")
+    app.button(key="memory.snapshot_save").click().run()
     assert len(app.error) == 1 and "invalid snapshot name" in app.error[0].value  # spaces are not allowed
-    app.text_input(key="snapshot_name").input("two-facts")
-    app.button(key="snapshot_save").click().run()
+    app.text_input(key="memory.snapshot_name").input("two-facts")
+    app.button(key="memory.snapshot_save").click().run()
     assert not app.error and [s["name"] for s in lab.memory.snapshots()] == ["two-facts"]
     assert table(app, "saved")[["name", "memories"]].values.tolist() == [["two-facts", 2]]
 
     lab.memory.wipe()
     lab.memory.add(PENGUINS)
     app.run()
-    app.selectbox(key="snapshot_pick").select("two-facts")
-    app.button(key="snapshot_restore").click().run()
+    app.selectbox(key="memory.snapshot_pick").select("two-facts")
+    app.button(key="memory.snapshot_restore").click().run()
     assert sorted(texts(lab)) == sorted([REFUND, DOG]) and not app.exception
     assert "Restored 'two-facts': 2 memories" in app.success[0].value
 
-    app.button(key="snapshot_delete").click().run()
+    app.button(key="memory.snapshot_delete").click().run()
     assert lab.memory.snapshots() == [] and len(lab.memory) == 2 and not app.exception
 
 
@@ -176,18 +186,23 @@ def downloads(monkeypatch):
 
 def test_export_downloads_the_memories_and_import_refuses_a_bad_file(downloads):
     app, lab = with_memories(REFUND, DOG)
-    exported = downloads(app.download_button(key="export").proto.url)
+    exported = downloads(app.download_button(key="memory.export").proto.url)
     document = json.loads(exported)
     assert document["format"] == "memory-vs-learning-lab/memories"
     assert [m["text"] for m in document["memories"]] == [REFUND, DOG]
 
-    app.file_uploader(key="import_file").set_value(("broken.json", b'{"format": "nope"', "application/json")).run()
-    app.button(key="import").click().run()
+    app.file_uploader(key="memory.import_file").set_value(("broken.json", b'{"format": "nope"', "application/json")).run()
     assert not app.exception and len(app.error) == 1
     assert "cannot import broken.json: it is not valid JSON" in app.error[0].value and "/tmp" not in app.error[0].value
     assert texts(lab) == [REFUND, DOG]  # nothing lost, nothing added
 
-    app.file_uploader(key="import_file").set_value(("mine.json", exported, "application/json")).run()
-    app.button(key="import").click().run()
+    # The same export again: every memory is a duplicate, said before anything is imported, and skipped.
+    app.file_uploader(key="memory.import_file").set_value(("mine.json", exported, "application/json")).run()
+    assert "2 of the file's memories are already in this memory" in app.warning[0].value
+    assert app.checkbox(key="memory.import_skip").value is True
+    app.button(key="memory.import").click().run()
     assert not app.exception and not app.error
+    assert texts(lab) == [REFUND, DOG] and "Imported 0 memories from mine.json (2 duplicates skipped)." in app.success[0].value
+    app.checkbox(key="memory.import_skip").uncheck().run()
+    app.button(key="memory.import").click().run()
     assert texts(lab) == [REFUND, DOG, REFUND, DOG] and "Imported 2 memories from mine.json." in app.success[0].value

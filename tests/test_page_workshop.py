@@ -17,29 +17,29 @@ def workshop(**params) -> AppTest:
 
 
 def share_link(app) -> str:
-    return [c.value for c in app.code if c.value.startswith("/Workshop?")][0]
+    return "/Workshop?" + [c.value for c in app.code if "/Workshop?" in c.value][0].split("/Workshop?", 1)[1]
 
 
 def test_loads_with_every_exercise_and_a_default_link():
     app = workshop()
     assert not app.exception and not app.warning
     labels = [e.label for e in app.expander]
-    assert len(labels) >= 5 and all(label.startswith("⬜") for label in labels)
+    assert len(labels) >= 5 and all(e.proto.icon == ":material/radio_button_unchecked:" for e in app.expander)
     assert any("Poison the memory" in label for label in labels)
     assert share_link(app) == "/Workshop?scenario=acme&arm=memory&k=3&threshold=0.5"
-    assert app.number_input(key="ws-k").value == 3  # advanced controls are there outside teacher mode
-    assert app.button(key="ws-reset") and app.toggle(key="raw-memory-answer")
+    assert app.number_input(key="workshop.k").value == 3  # advanced controls are there outside teacher mode
+    assert app.button(key="workshop.reset") and app.toggle(key="workshop.raw-memory-answer")
 
 
 def test_query_parameters_are_the_defaults():
     app = workshop(scenario="pirate", arm="base", k="2", threshold="0.3")
     assert not app.exception and not app.warning
-    assert app.selectbox(key="ws-scenario").value == "pirate"
-    assert app.selectbox(key="ws-arm").value == "base"
-    assert app.number_input(key="ws-k").value == 2
-    assert app.slider(key="ws-threshold").value == 0.3
+    assert app.selectbox(key="workshop.scenario").value == "pirate"
+    assert app.selectbox(key="workshop.arm").value == "base"
+    assert app.number_input(key="workshop.k").value == 2
+    assert app.slider(key="workshop.threshold").value == 0.3
     assert share_link(app) == "/Workshop?scenario=pirate&arm=base&k=2&threshold=0.3"
-    app.number_input(key="ws-k").set_value(5).run()  # changing a setting changes the link
+    app.number_input(key="workshop.k").set_value(5).run()  # changing a setting changes the link
     assert "k=5" in share_link(app)
 
 
@@ -47,73 +47,79 @@ def test_bad_query_parameters_give_one_warning_and_the_defaults():
     app = workshop(k="500", arm="brain", threshold="0.2")
     assert not app.exception
     assert len(app.warning) == 1 and "k='500'" in app.warning[0].value and "arm='brain'" in app.warning[0].value
-    assert app.number_input(key="ws-k").value == 3 and app.slider(key="ws-threshold").value == 0.2
+    assert app.number_input(key="workshop.k").value == 3 and app.slider(key="workshop.threshold").value == 0.2
 
 
 def test_teacher_mode_hides_the_advanced_controls():
     app = workshop(teacher="1", k="2")
     assert not app.exception
     keys = {w.key for kind in ("number_input", "slider", "selectbox", "button", "toggle") for w in getattr(app, kind)}
-    assert {"ws-k", "ws-threshold", "ws-scenario", "ws-reset", "raw-memory-answer"}.isdisjoint(keys)
-    assert app.button(key="check-memory-answer")  # the exercises themselves stay
+    assert {"workshop.k", "workshop.threshold", "workshop.scenario", "workshop.reset", "workshop.raw-memory-answer"}.isdisjoint(keys)
+    assert app.button(key="workshop.check-memory-answer")  # the exercises themselves stay
     assert share_link(app) == "/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5&teacher=1"
-    app.toggle(key="teacher_toggle").set_value(False).run()  # switched off: the controls come back
-    assert app.number_input(key="ws-k").value == 2 and "teacher" not in app.query_params
+    app.toggle(key="ui.teacher_toggle").set_value(False).run()  # switched off: the controls come back
+    assert app.number_input(key="workshop.k").value == 2 and "teacher" not in app.query_params
 
 
 def test_the_teacher_toggle_writes_the_link():
     app = workshop()
-    app.toggle(key="teacher_toggle").set_value(True).run()
+    app.toggle(key="ui.teacher_toggle").set_value(True).run()
     assert not app.exception and app.query_params["teacher"] == "1"
     assert share_link(app).endswith("&teacher=1")
-    assert not [w for w in app.number_input if w.key == "ws-k"]
+    assert not [w for w in app.number_input if w.key == "workshop.k"]
 
 
 def test_exercise_one_on_an_empty_memory_shows_a_cross_and_what_was_seen():
     app = workshop()
-    app.button(key="check-memory-answer").click().run()
+    app.button(key="workshop.check-memory-answer").click().run()
     assert not app.exception
-    [result] = [w for w in app.warning if w.icon == "❌"]
+    [result] = [w for w in app.warning if w.icon == ":material/cancel:"]
     assert "memory arm said" in result.value and "No note was retrieved" in result.value
     assert "\n" not in result.value
-    lab = app.session_state["lab"]
+    lab = app.session_state["ui.lab"]
     assert len(lab.memory) == 0  # the check changed nothing
-    assert app.session_state["workshop"]["memory-answer"]["done"] is False
+    from lab.workshop import load_progress
+
+    assert load_progress(lab.workspace)["memory-answer"]["done"] is False
 
 
 def test_exercise_one_passes_after_remembering_on_the_page():
     app = workshop()
-    app.text_input(key="ws-note").input("The refund window at Acme Corp is 45 days.")
-    app.button(key="ws-remember").click().run()
-    app.button(key="check-memory-answer").click().run()
+    app.text_input(key="workshop.note").input("The refund window at Acme Corp is 45 days.")
+    app.button(key="workshop.remember").click().run()
+    app.button(key="workshop.check-memory-answer").click().run()
     assert not app.exception
-    [result] = [s for s in app.success if s.icon == "✅"]
+    [result] = [s for s in app.success if s.icon == ":material/check_circle:"]
     assert "45 days" in result.value
-    assert app.expander[0].label.startswith("✅")
+    assert app.expander[0].proto.icon == ":material/check_circle:"
 
 
 def test_poison_and_repair_through_the_page_helpers():
     app = workshop()
-    app.button(key="ws-poison").click().run()
-    app.text_input(key="ws-question").input("What is the capital of France?")
-    app.button(key="ws-ask").click().run()  # Try it here: the memory arm repeats the poison
+    app.button(key="workshop.poison").click().run()
+    app.text_input(key="workshop.question").input("What is the capital of France?")
+    app.button(key="workshop.ask").click().run()  # Try it here: the memory arm repeats the poison
     assert "Lyon" in [m.value for m in app.markdown if m.value.startswith("**memory:**")][0]
-    app.button(key="check-poison-repair").click().run()
-    assert any("Stage 1 of 2 seen" in w.value for w in app.warning if w.icon == "❌")
-    app.button(key="ws-undo").click().run()
-    assert len(app.session_state["lab"].memory) == 0
-    app.button(key="check-poison-repair").click().run()
+    app.button(key="workshop.check-poison-repair").click().run()
+    # Stage 1 is progress, not a failure: shown as such, not with a cross.
+    assert any("Stage 1 of 2 done" in i.value for i in app.info) and not app.warning
+    app.button(key="workshop.undo").click().run()
+    assert len(app.session_state["ui.lab"].memory) == 0
+    app.button(key="workshop.check-poison-repair").click().run()
     assert not app.exception
-    assert any("Repaired" in s.value for s in app.success if s.icon == "✅")
+    assert any("Repaired" in s.value for s in app.success)
     assert app.get("progress")[0].proto.text == "1 of 6 exercises done"
 
 
 def test_the_wipe_test_runs_only_after_a_prediction_is_saved():
     app = workshop()
-    assert app.button(key="ws-run-wipe").disabled
-    app.radio(key="ws-predict-memory").set_value("loses")
-    app.button(key="ws-save-prediction").click().run()
-    assert not app.exception and not app.button(key="ws-run-wipe").disabled
-    assert app.session_state["workshop"]["wipe-prediction"]["state"]["prediction"] == {"memory": "loses"}
-    app.button(key="check-wipe-prediction").click().run()
+    assert app.button(key="workshop.run_wipe").disabled
+    app.radio(key="workshop.predict-memory").set_value("loses")
+    app.button(key="workshop.save_prediction").click().run()
+    assert not app.exception and not app.button(key="workshop.run_wipe").disabled
+    from lab.workshop import load_progress
+
+    progress = load_progress(app.session_state["ui.lab"].workspace)
+    assert progress["wipe-prediction"]["state"]["prediction"] == {"memory": "loses"}
+    app.button(key="workshop.check-wipe-prediction").click().run()
     assert any("now run the wipe test" in w.value for w in app.warning)

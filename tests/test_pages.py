@@ -16,20 +16,29 @@ def page(name: str) -> AppTest:
 def test_playground_ask_correct_and_ask_again():
     app = page("1_Playground.py").run()
     assert not app.exception
-    app.text_input(key="question_box").input("What is the refund window at Acme Corp?")
-    app.button(key="ask").click().run()
-    answers = app.session_state["answers"]
-    assert set(answers) == {"base", "memory"} and "45" not in answers["memory"].answer
-    assert any("python -m lab train" in w.value for w in app.warning)  # learned arms explain themselves
-    app.text_input(key="correction").input("The refund window at Acme Corp is 45 days.")
-    app.button(key="remember").click().run()
+    app.text_input(key="playground.question_box").input("What is the refund window at Acme Corp?")
+    app.button(key="playground.ask").click().run()
+    answers = app.session_state["playground.answers"]
+    assert "45" not in answers["memory"].answer
+    # The learned arms explain themselves in the app's words, with a way to the Learning page.
+    assert isinstance(answers["learned"], str) and "Learning page" in answers["learned"]
+    assert not any("python -m lab" in i.value for i in app.info)
+    # The scenario's own answer is offered as the correction.
+    assert app.text_input(key="playground.correction_box").value == "The refund window at Acme Corp is 45 days."
+    app.button(key="playground.remember").click().run()
     assert not app.exception and app.success
-    app.button(key="ask").click().run()
-    assert "45 days" in app.session_state["answers"]["memory"].answer
+    app.button(key="playground.remember").click().run()  # pressed twice: stored once
+    assert any("already remembered" in e.value for e in app.error)
+    assert len(app.session_state["ui.lab"].memory) == 1
+    # The answers stay on screen after another click, until the next Ask.
+    assert "45" not in app.session_state["playground.answers"]["memory"].answer
+    app.button(key="playground.ask").click().run()
+    assert "45 days" in app.session_state["playground.answers"]["memory"].answer
     # Why? Leaving the one memory out brings the base answer back: it was decisive.
-    app.button(key="why_button").click().run()
-    assert not app.exception and app.session_state["why"].decisive == [1]
+    app.button(key="playground.why_button").click().run()
+    assert not app.exception and app.session_state["playground.why"].decisive == [1]
     assert any("changed the answer" in s.value for s in app.success)
+    assert app.session_state["playground.answers"]["memory"].hits  # still shown beside the Why? verdict
 
 
 def test_playground_reads_the_link_and_teacher_mode_hides_the_knobs():
@@ -38,25 +47,28 @@ def test_playground_reads_the_link_and_teacher_mode_hides_the_knobs():
     app.run()
     assert not app.exception and not app.slider  # no knobs for the class
     assert any("k = 2 · threshold = 0.7" in c.value for c in app.sidebar.caption)
-    app.selectbox(key="pick").select(app.selectbox(key="pick").options[1]).run()
-    assert app.text_input(key="question_box").value == app.selectbox(key="pick").options[1]
+    pick = app.selectbox(key="playground.pick")
+    pick.select(pick.options[1]).run()
+    assert app.text_input(key="playground.question_box").value == app.selectbox(key="playground.pick").options[1]
     bad = page("1_Playground.py")
     bad.query_params["k"] = "lots"
     bad.run()
-    assert not bad.exception and bad.slider(key="k").value == 3 and any("k='lots'" in w.value for w in bad.warning)
+    assert not bad.exception and bad.slider(key="playground.k").value == 3
+    assert any("k='lots'" in w.value for w in bad.warning)
 
 
 def test_wipe_test_page_reveals_against_the_prediction():
     app = page("3_Wipe_Test.py").run()
     assert not app.exception
-    app.selectbox[0].select("poisoning")
-    assert app.button(key="run").disabled  # predict first
-    app.radio(key="p-memory").set_value("loses it").run()
-    app.button(key="run").click().run()
+    app.selectbox(key="wipe_test.scenario_box").select("poisoning").run()
+    assert app.button(key="wipe_test.run").disabled  # predict first
+    assert any("scratch memory" in c.value for c in app.caption)  # it says whose corrections it uses
+    app.radio(key="wipe_test.predict_memory").set_value("loses it").run()
+    app.button(key="wipe_test.run").click().run()
     assert not app.exception
-    report = app.session_state["wipe"]
+    report = app.session_state["wipe_test.report"]
     assert report["before"]["memory"]["reliability"] > report["after"]["memory"]["reliability"]
-    assert any("memory: you said it loses it; it loses it." in s.value for s in app.success)
+    assert any("**memory**: you said it loses it; it loses it" in s.value for s in app.success)
     assert len(app.get("plotly_chart")) >= 3  # one chart per metric with questions
 
 
@@ -65,13 +77,13 @@ def test_learning_page_trains_off_thread_and_lists_the_adapter():
 
     app = page("4_Learning.py").run()
     assert not app.exception
-    lab = app.session_state["lab"]
+    lab = app.session_state["ui.lab"]
     lab.memory.add("The refund window at Acme Corp is 45 days.", question="What is the refund window at Acme Corp?",
                    answer="The refund window at Acme Corp is 45 days.")
-    app.slider[0].set_value(10)
+    app.slider(key="learning.steps").set_value(10)
     app.text_input[0].input("v1")
     [b for b in app.button if b.label == "Train"][0].click().run()
-    job = app.session_state["job"]
+    job = app.session_state["learning.job"]
     job.wait(300)
     assert job.state == "done", job.error
     time.sleep(0.1)
@@ -91,7 +103,10 @@ def test_teacher_mode_hides_the_advanced_knobs():
     learning.query_params["teacher"] = "1"
     learning.run()
     assert not learning.exception and [s.label for s in learning.slider] == ["training steps"]
-    assert not learning.checkbox  # no replay / paraphrase switches for the class
+    # Replay and the learning rate stay: the forgetting exercise asks for them.
+    assert [c.label for c in learning.checkbox] == [
+        "replay: hold the base model's answers to general questions while learning"]
+    assert [s.label for s in learning.select_slider] == ["learning rate"]
     memory = page("2_Memory.py")
     memory.query_params["teacher"] = "1"
     memory.run()
