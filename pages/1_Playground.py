@@ -96,7 +96,7 @@ answers = st.session_state.get(key("answers"))
 if answers is not None:
     columns = dict(zip(ARMS, st.columns(4)))
     for arm in ARMS:
-        with columns[arm]:
+        with columns[arm], st.container(key=key(f"arm-{arm}")):
             st.subheader(arm)
             body = st.empty()
             if arm not in answers:  # asked on this run: stream it

@@ -1,0 +1,169 @@
+"""Whole journeys across pages in a real browser (`streamlit run` + Debian's chromium), on the
+real model: the README's five-minute demo as a teacher does it, without a terminal.
+
+After every step the teacher's own memory is read from disk (the workspace named in the
+page's address) and must be exactly what they stored: a clash of two pages' session keys
+once wiped it just by opening the Memory page after a wipe test.
+"""
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, click_and_wait, streamlit_server, wait_until_quiet
+
+from lab.memory import MemoryStore
+from lab.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "tests" / "output"
+REFUND_NOTE = "The refund window at Acme Corp is 45 days."
+PAGES = ["Home", "Playground", "Memory", "Wipe Test", "Learning", "Experiments", "Workshop"]
+
+
+@pytest.fixture(scope="module")
+def lab_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("journey-home")
+
+
+@pytest.fixture(scope="module")
+def server(lab_home):
+    with streamlit_server(str(lab_home)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def shot(page, name):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def no_exception(page):
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+        "[data-testid='stException']").first.inner_text()
+
+
+def workspace_of(page) -> str:
+    return parse_qs(urlparse(page.url).query)["workspace"][0]
+
+
+def stored_texts(lab_home, workspace: str) -> list[str]:
+    """The workspace's memories as SQLite holds them, read beside the server (a second process)."""
+    store = MemoryStore(Workspace.open(workspace, root=Path(lab_home)).memory_dir)
+    try:
+        return [m.text for m in store.list()]
+    finally:
+        store.close()
+
+
+def arm_text(page, arm: str) -> str:
+    return page.locator(f".st-key-playground-arm-{arm}").first.inner_text()
+
+
+def open_page(page, title: str) -> None:
+    """Through the sidebar, as a person does (the address is not typed)."""
+    link = page.locator("[data-testid='stSidebarNav'] a").filter(has_text=title).first
+    click_and_wait(page, link)
+    wait_until_quiet(page)
+    no_exception(page)
+
+
+def test_the_five_minute_demo_without_a_terminal(server, browser, lab_home):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    wait_until_quiet(page)
+
+    # Home -> Start on the acme card -> Playground with acme's questions offered.
+    click_and_wait(page, page.locator(".st-key-home-start-acme button"))
+    wait_until_quiet(page)
+    assert "/Playground" in page.url and "scenario=acme" in page.url
+    workspace = workspace_of(page)
+    assert stored_texts(lab_home, workspace) == []
+
+    # Ask: the base model invents an answer, and so does the memory arm with nothing stored.
+    click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
+    assert "45" not in arm_text(page, "memory")
+    assert "No adapter is active yet" in arm_text(page, "learned")  # said in the app's words...
+    assert "python -m lab" not in page.locator("body").inner_text()  # ...never as a command line
+    shot(page, "journey-1-wrong")
+
+    # Correct this: the scenario's answer is offered; remember it; ask again: fixed.
+    assert page.get_by_label("The right answer, as a full sentence").input_value() == REFUND_NOTE
+    click_and_wait(page, page.get_by_role("button", name="Remember the correction"))
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
+    click_and_wait(page, page.get_by_role("button", name="Remember the correction"))  # pressed twice
+    assert "already remembered" in page.locator("body").inner_text()
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
+    click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
+    assert "45 days" in arm_text(page, "memory") and "45" not in arm_text(page, "base")
+    shot(page, "journey-2-fixed")
+
+    # Wipe Test: train the learned arm from the page, predict, run, reveal.
+    open_page(page, "Wipe Test")
+    assert page.get_by_role("combobox").first.input_value() == "acme" or "acme" in page.locator(
+        ".st-key-wipe_test-scenario_box").inner_text()
+    click_and_wait(page, page.get_by_role("button", name="Train the learned arm on these 20 corrections first"))
+    page.get_by_text("on these corrections in").wait_for(timeout=600_000)  # "Trained adapter … in N s"
+    wait_until_quiet(page)
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]  # training did not touch the memory
+    page.locator(".st-key-wipe_test-predict_memory").get_by_text("loses it").click()
+    wait_until_quiet(page)
+    page.locator(".st-key-wipe_test-predict_learned").get_by_text("keeps it").click()
+    wait_until_quiet(page)
+    click_and_wait(page, page.get_by_role("button", name="Run the wipe test"), timeout_ms=600_000)
+    body = page.locator("body").inner_text()
+    assert "Wipe test finished" in body
+    assert "memory: you said it loses it; it loses it" in body
+    assert "learned (adapter acme, trained on the acme scenario): you said it keeps it; it keeps it" in body
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]  # given back after the test
+    shot(page, "journey-3-reveal")
+
+    # Every page once, through the sidebar: the memory stays exactly as it was.
+    for title in PAGES:
+        open_page(page, title)
+        assert stored_texts(lab_home, workspace) == [REFUND_NOTE], f"the memory changed on opening {title}"
+        assert workspace_of(page) == workspace and "scenario=acme" in page.url
+    shot(page, "journey-4-workshop")
+
+    # Back on the Wipe Test, the reveal is still there; a reload keeps the workspace.
+    open_page(page, "Wipe Test")
+    assert "you said it keeps it; it keeps it" in page.locator("body").inner_text()
+    page.reload()
+    wait_until_quiet(page)
+    assert workspace_of(page) == workspace
+    open_page(page, "Playground")
+    assert "1 memories" in page.locator("[data-testid='stSidebar']").inner_text()
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
+    no_exception(page)
+    page.close()
+
+
+def test_a_class_links_settings_hold_on_every_page_and_through_the_teacher_toggle(server, browser, lab_home):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Playground?scenario=pirate&arm=base&k=5&threshold=0.4")
+    wait_until_quiet(page)
+    assert "pirate" in page.get_by_text("Example questions from").first.inner_text().lower() or \
+        "Pirate" in page.locator("body").inner_text()
+    for title in ["Memory", "Wipe Test", "Workshop", "Playground"]:
+        open_page(page, title)
+        query = parse_qs(urlparse(page.url).query)
+        assert (query["scenario"], query["k"], query["threshold"]) == (["pirate"], ["5"], ["0.4"]), (title, page.url)
+    # The teacher toggle changes only the teacher flag.
+    page.locator(".st-key-ui-teacher_toggle label").first.click()
+    wait_until_quiet(page)
+    query = parse_qs(urlparse(page.url).query)
+    assert (query["scenario"], query["arm"], query["k"], query["threshold"], query["teacher"]) == \
+        (["pirate"], ["base"], ["5"], ["0.4"], ["1"])
+    assert "k = 5 · threshold = 0.4 (set by the link)" in page.locator("[data-testid='stSidebar']").inner_text()
+    no_exception(page)
+    page.close()
