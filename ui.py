@@ -141,7 +141,7 @@ def model_queue_notice(lab: LabSession) -> None:
 
 def show_error(error: LabError, where=st) -> None:
     """A LabError as one line, in the app's words (a page or button, never a command line)."""
-    where.error(error.app_message, icon="⚠️")
+    where.error(error.app_message, icon=":material/error:")
 
 
 # ---- teacher mode and shareable links ------------------------------------------------------
@@ -152,7 +152,7 @@ def link_settings() -> LinkSettings:
     &teacher=), then as changed on the pages. A bad value in a link falls back to its default,
     with one warning line instead of a traceback."""
     if warning := st.session_state.get(_LINK_WARNING):
-        st.warning(warning, icon="🔗")
+        st.warning(warning, icon=":material/link:")
     return st.session_state[_LINK]
 
 

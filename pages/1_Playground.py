@@ -68,7 +68,7 @@ def show_answer(arm: str, result) -> None:
     if isinstance(result, str):  # why this arm did not run, in the app's words
         st.info(result)
         if "adapter" in result:
-            ui.page_link("pages/4_Learning.py", "Train an adapter on the Learning page", icon="🎓")
+            ui.page_link("pages/4_Learning.py", "Open the Learning page", icon=":material/school:")
         return
     st.markdown(result.answer or "*(empty reply)*")
     st.caption(f"{result.prompt_tokens} prompt tokens · {result.completion_tokens} reply tokens · "

@@ -40,10 +40,10 @@ with st.container(border=True):
         st.markdown(f"The learned arms use the adapter **{active.name}**, trained on these corrections.")
     elif active:
         st.warning(f"The active adapter **{active.name}** was trained on {source_text(active.meta.get('source'))}, "
-                   "not on these corrections: the learned arm will probably improve nothing here.", icon="🎓")
+                   "not on these corrections: the learned arm will probably improve nothing here.", icon=":material/school:")
     else:
         st.info("No adapter is active, so only the base and memory arms can run. Train one on these "
-                "corrections to see what learning keeps.", icon="🎓")
+                "corrections to see what learning keeps.", icon=":material/school:")
     if not trained_here:
         busy = bool(job and not job.finished)
         if st.button(f"Train the learned arm on these {len(scenario.items)} corrections first", key=key("train"),

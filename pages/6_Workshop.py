@@ -133,7 +133,7 @@ for number, exercise in enumerate(workshop.EXERCISES, 1):
     state = entry.setdefault("state", {})
     # Streamlit's own icons: emoji check boxes render as empty squares in Debian's chromium.
     with st.expander(f"{number}. {exercise.title}", icon=DONE_ICON if entry.get("done") else OPEN_ICON,
-                     expanded=exercise.id == st.session_state.get(key("open"), first_open)):
+                     expanded=exercise.id in st.session_state.get(key("open"), [first_open])):
         st.markdown(f"**Goal.** {exercise.goal}")
         st.markdown("\n".join(f"{i}. {step}" for i, step in enumerate(exercise.steps, 1)))
         try:
@@ -141,9 +141,11 @@ for number, exercise in enumerate(workshop.EXERCISES, 1):
                 HELPERS[exercise.id](state)
             if st.button("Check my work", key=key(f"check-{exercise.id}"), type="primary"):
                 with st.spinner("checking against the lab…"):
-                    workshop.run_check(exercise, lab, settings, progress)
+                    result = workshop.run_check(exercise, lab, settings, progress)
                 workshop.save_progress(lab.workspace, progress)
-                st.session_state[key("open")] = exercise.id
+                # This one stays open with its verdict; once it passes, the next open exercise unfolds too.
+                following = [e.id for e in workshop.EXERCISES[number:] if not progress.get(e.id, {}).get("done")]
+                st.session_state[key("open")] = [exercise.id] + (following[:1] if result.passed else [])
                 st.rerun()  # redraw the marks and the progress bar
         except LabError as error:
             ui.show_error(error)

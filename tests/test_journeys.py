@@ -167,3 +167,129 @@ def test_a_class_links_settings_hold_on_every_page_and_through_the_teacher_toggl
     assert "k = 5 · threshold = 0.4 (set by the link)" in page.locator("[data-testid='stSidebar']").inner_text()
     no_exception(page)
     page.close()
+
+
+def exercise_button(page, exercise_id: str, name: str):
+    """A button inside an exercise, unfolding the exercise first if it is folded."""
+    button = page.locator(f".st-key-workshop-{name} button") if name != "check" else \
+        page.locator(f".st-key-workshop-check-{exercise_id} button")
+    if not button.is_visible():
+        title = {"memory-answer": "1. ", "forgetting": "2. ", "poison-repair": "3. ", "behaviour": "4. ",
+                 "wipe-prediction": "5. ", "threshold": "6. "}[exercise_id]
+        page.locator("[data-testid='stExpander'] summary").filter(has_text=title).first.click()
+        button.wait_for(state="visible")
+    return button
+
+
+def check(page, exercise_id: str) -> str:
+    """Press Check my work; return the verdict shown in that exercise."""
+    click_and_wait(page, exercise_button(page, exercise_id, "check"), timeout_ms=600_000)
+    wait_until_quiet(page)
+    no_exception(page)
+    expander = page.locator("[data-testid='stExpander']").filter(
+        has=page.locator(f".st-key-workshop-check-{exercise_id}"))
+    return expander.locator("[data-testid='stAlert']").last.inner_text()
+
+
+def progress_text(page) -> str:
+    return page.locator("[data-testid='stProgress']").first.inner_text()
+
+
+def train_on_learning_page(page, scenario: str, name: str, *, replay: bool = False, steps_right: int = 0) -> None:
+    open_page(page, "Learning")
+    page.get_by_text("a scenario", exact=True).click()
+    wait_until_quiet(page)
+    page.locator(".st-key-learning-scenario").click()
+    page.get_by_role("option", name=scenario, exact=True).click()
+    wait_until_quiet(page)
+    if replay:
+        page.get_by_text("replay: hold the base model's answers").click()
+        wait_until_quiet(page)
+    for _ in range(steps_right):  # the steps slider moves 5 at a time
+        page.locator(".st-key-learning-steps input[type='range']").press("ArrowRight")
+    wait_until_quiet(page)
+    page.get_by_label("Adapter name").fill(name)
+    page.get_by_label("Adapter name").press("Enter")
+    wait_until_quiet(page)
+    click_and_wait(page, page.get_by_role("button", name="Train", exact=True))
+    page.get_by_text(f"Adapter '{name}' trained in").wait_for(timeout=600_000)
+    wait_until_quiet(page)
+    # The list is fresh without another click: the new adapter is the active one.
+    page.get_by_text(f"active · {name}").wait_for(timeout=30_000)
+    no_exception(page)
+
+
+def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser, lab_home):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server}/Workshop")
+    wait_until_quiet(page)
+    workspace = workspace_of(page)
+    assert "0 of 6 exercises done" in progress_text(page)
+
+    # 1. Make the memory arm answer: remember the note (typed, as step 2 says) and check.
+    page.locator(".st-key-workshop-note input").fill(REFUND_NOTE)
+    page.locator(".st-key-workshop-note input").press("Enter")
+    wait_until_quiet(page)
+    click_and_wait(page, exercise_button(page, "memory-answer", "remember"))
+    assert "only the retrieved note" in check(page, "memory-answer")
+    assert "1 of 6 exercises done" in progress_text(page)
+
+    # 2. Show forgetting: train on pirate (Learning page), check; then with replay, check again.
+    train_on_learning_page(page, "pirate", "pirate")
+    open_page(page, "Workshop")
+    verdict = check(page, "forgetting")
+    assert "forgot" in verdict, verdict
+    assert "2 of 6 exercises done" in progress_text(page)
+    train_on_learning_page(page, "pirate", "pirate-replay", replay=True, steps_right=4)  # 60 steps
+    open_page(page, "Workshop")
+    verdict = check(page, "forgetting")
+    assert "replay held them" in verdict or "forgot" in verdict, verdict  # what replay did, said as it is
+    assert "2 of 6 exercises done" in progress_text(page)  # the exercise stays done
+
+    # 3. Poison and repair: stage 1 is progress, not a failure; undo repairs it.
+    click_and_wait(page, exercise_button(page, "poison-repair", "poison"))
+    assert "Stage 1 of 2 done" in check(page, "poison-repair")
+    click_and_wait(page, page.locator(".st-key-workshop-undo button"))
+    assert "Repaired" in check(page, "poison-repair")
+    assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
+
+    # A reload in the middle: same workspace, same progress.
+    page.reload()
+    wait_until_quiet(page)
+    assert workspace_of(page) == workspace and "3 of 6 exercises done" in progress_text(page)
+
+    # 4. Behaviour: the pirate examples in memory, the pirate adapter active (Learning page), check.
+    click_and_wait(page, exercise_button(page, "behaviour", "pirate"))
+    open_page(page, "Learning")
+    click_and_wait(page, page.locator(".st-key-learning-activate-pirate button"))
+    open_page(page, "Workshop")
+    verdict = check(page, "behaviour")
+    assert "learned" in verdict and "The adapter learned the habit" in verdict, verdict
+
+    # 5. Predict the wipe test: train the learned arm on acme from the exercise, predict, run, check.
+    click_and_wait(page, exercise_button(page, "wipe-prediction", "train"), timeout_ms=600_000)
+    wait_until_quiet(page)
+    page.locator(".st-key-workshop-predict-memory").get_by_text("loses the improvement").click()
+    page.locator(".st-key-workshop-predict-learned").get_by_text("keeps the improvement").click()
+    wait_until_quiet(page)
+    click_and_wait(page, exercise_button(page, "wipe-prediction", "save_prediction"))
+    click_and_wait(page, exercise_button(page, "wipe-prediction", "run_wipe"), timeout_ms=600_000)
+    verdict = check(page, "wipe-prediction")
+    assert "learned" in verdict and "not judged" not in verdict, verdict
+
+    # 6. The threshold: raise it until the laptop question retrieves nothing.
+    slider = exercise_button(page, "threshold", "ask_laptop")  # unfolds the exercise
+    for _ in range(10):  # 0 -> 0.5, in steps of 0.05
+        page.locator(".st-key-workshop-exercise_threshold input[type='range']").press("ArrowRight")
+    wait_until_quiet(page)
+    assert slider.is_visible()
+    assert "retrieves nothing" in check(page, "threshold")
+    assert "6 of 6 exercises done" in progress_text(page)
+    shot(page, "journey-workshop-done")
+
+    page.reload()
+    wait_until_quiet(page)
+    assert "6 of 6 exercises done" in progress_text(page)
+    assert REFUND_NOTE in stored_texts(lab_home, workspace)
+    no_exception(page)
+    page.close()
