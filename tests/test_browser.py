@@ -43,8 +43,8 @@ def _no_exception(page):
 
 
 def _memory_answer(page) -> str | None:
-    expander = page.locator("[data-testid='stExpander']").filter(has_text="memory:")
-    return expander.first.inner_text() if expander.count() else None
+    column = page.locator(".st-key-playground-arm-memory")
+    return column.first.inner_text() if column.count() else None
 
 
 def _ask(page) -> str:
@@ -71,9 +71,11 @@ def test_a_start_button_opens_the_playground_with_the_scenario(server, browser):
     page = browser.new_page()
     page.goto(server)
     page.get_by_role("button", name="Start").nth(1).wait_for(timeout=120_000)
-    page.locator(".st-key-start-pirate button").click()
-    page.wait_for_url("**/Playground?scenario=pirate", timeout=60_000)
-    page.get_by_text("Example questions from the pirate scenario").wait_for(timeout=60_000)
+    page.locator(".st-key-home-start-pirate button").click()
+    page.wait_for_url("**/Playground?*scenario=pirate*", timeout=60_000)
+    label = page.get_by_text("Example questions from")
+    label.wait_for(timeout=60_000)
+    assert "pirate" in label.inner_text()
     _no_exception(page)
     page.close()
 

@@ -206,3 +206,13 @@ def test_export_downloads_the_memories_and_import_refuses_a_bad_file(downloads):
     app.checkbox(key="memory.import_skip").uncheck().run()
     app.button(key="memory.import").click().run()
     assert texts(lab) == [REFUND, DOG, REFUND, DOG] and "Imported 2 memories from mine.json." in app.success[0].value
+
+
+def test_the_map_of_a_single_memory_claims_no_spread():
+    app, lab = with_memories(DOG)
+    chart = charts(app)
+    if not chart:  # the map is drawn once a question is typed, or with the memories alone
+        app.text_input(key="memory.explore_query").input("Who is the office dog?").run()
+        chart = charts(app)
+    spec = next(spec for title, spec in chart.items() if title.startswith("Memory embeddings"))
+    assert "%" not in spec["layout"]["xaxis"]["title"]["text"] and "%" not in spec["layout"]["yaxis"]["title"]["text"]

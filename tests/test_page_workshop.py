@@ -123,3 +123,12 @@ def test_the_wipe_test_runs_only_after_a_prediction_is_saved():
     assert progress["wipe-prediction"]["state"]["prediction"] == {"memory": "loses"}
     app.button(key="workshop.check-wipe-prediction").click().run()
     assert any("now run the wipe test" in w.value for w in app.warning)
+
+
+def test_remember_with_an_empty_note_says_what_to_do_and_stores_nothing():
+    app = workshop()
+    app.button(key="workshop.remember").click().run()
+    assert not app.exception and [e.value for e in app.error] == ["Type a note first, then press Remember."]
+    assert len(app.session_state["ui.lab"].memory) == 0
+    assert not app.text_input(key="workshop.note").value  # no grey example that looks filled in
+    assert "sidebar" in " ".join(m.value for m in app.markdown)  # "the settings in the sidebar", not "above"

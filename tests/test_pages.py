@@ -111,3 +111,50 @@ def test_teacher_mode_hides_the_advanced_knobs():
     memory.query_params["teacher"] = "1"
     memory.run()
     assert not memory.exception and len(memory.tabs) == 2 and memory.expander
+
+
+def test_wipe_test_reveal_names_the_adapter_and_an_arm_with_nothing_to_keep():
+    """An adapter trained on something else improves nothing here: the reveal says so instead
+    of "it loses it", and names the adapter and what it was trained on."""
+    from lab.consolidation import consolidate
+    from lab.learning import TrainingConfig
+
+    app = page("3_Wipe_Test.py")
+    app.query_params["scenario"] = "poisoning"
+    app.run()
+    lab = app.session_state["ui.lab"]
+    lab.memory.add("Our office dog is called Biscuit.", question="What is the office dog called?",
+                   answer="Our office dog is called Biscuit.")
+    consolidate(lab, name="dog", config=TrainingConfig(steps=10))
+    app.run()
+    assert any("**dog** was trained on your memory, not on these corrections" in w.value for w in app.warning)
+    app.radio(key="wipe_test.predict_memory").set_value("loses it").run()
+    app.radio(key="wipe_test.predict_learned").set_value("loses it").run()
+    app.button(key="wipe_test.run").click().run()
+    assert not app.exception
+    report = app.session_state["wipe_test.report"]
+    assert set(report["before"]) == {"base", "memory", "learned", "both"}
+    assert all(v is None for v in report["survived"]["learned"].values())  # no improvement to keep
+    [said] = [i.value for i in app.info if i.value.startswith("**learned**")]
+    assert "adapter **dog**, trained on your memory" in said and "nothing to keep or lose" in said
+    assert not any(s.value.startswith("**learned**") for s in [*app.success, *app.warning])
+    assert [m.text for m in lab.memory.list()] == ["Our office dog is called Biscuit."]  # given back
+
+
+def test_learning_page_asks_before_replacing_an_adapter_and_has_help_for_its_knobs():
+    from lab.consolidation import consolidate
+    from lab.learning import TrainingConfig
+
+    app = page("4_Learning.py").run()
+    lab = app.session_state["ui.lab"]
+    lab.memory.add("The refund window at Acme Corp is 45 days.", question="What is the refund window at Acme Corp?",
+                   answer="The refund window at Acme Corp is 45 days.")
+    consolidate(lab, name="from-memory", config=TrainingConfig(steps=5))
+    app.run()
+    train = [b for b in app.button if b.label == "Train"][0]
+    assert train.disabled  # the name is taken: nothing is overwritten without asking
+    app.checkbox(key="learning.replace-from-memory").check().run()
+    assert not [b for b in app.button if b.label == "Train"][0].disabled
+    assert all(s.help for s in app.slider) and all(s.help for s in app.select_slider)
+    remember_cost = {m.label: m.value for m in app.metric}["to remember one correction"]
+    assert remember_cost != "0 ms" and remember_cost.endswith(" ms")

@@ -1,0 +1,83 @@
+"""ui.py across pages, with Streamlit's AppTest running app.py's navigation on the real model.
+
+Every page shares one st.session_state. A Wipe Test report once sat under the very key the
+Memory page's wipe button used, so opening the Memory page after a wipe test wiped the
+memory. These tests walk every page after each action and check the memory is untouched,
+and that every key in the session belongs to one page's (or ui's) namespace.
+
+AppTest does not deliver button clicks to a page reached with switch_page, so the actions
+here store what the pages store, computed by the same lab calls; tests/test_journeys.py
+clicks the real buttons in a browser.
+"""
+
+import sys
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from lab.evaluate import wipe_test
+from lab.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PAGES = ["home.py", "pages/1_Playground.py", "pages/2_Memory.py", "pages/3_Wipe_Test.py", "pages/4_Learning.py",
+         "pages/5_Experiments.py", "pages/6_Workshop.py"]
+NAMESPACES = ("ui.", "home.", "playground.", "memory.", "wipe_test.", "learning.", "experiments.", "workshop.")
+NOTE = "Our office dog is called Biscuit."
+
+
+def app(**params) -> AppTest:
+    test = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    test.query_params.update(params)
+    return test.run()
+
+
+def walk_every_page(test: AppTest, expected: list[str]) -> None:
+    for page in PAGES:
+        test.switch_page(page).run()
+        assert not test.exception, (page, test.exception)
+        texts = [m.text for m in test.session_state["ui.lab"].memory.list()]
+        assert texts == expected, f"the memory changed on opening {page}"
+
+
+def test_no_page_changes_the_memory_by_being_opened_after_any_action():
+    test = app()
+    lab = test.session_state["ui.lab"]
+    lab.memory.add(NOTE)
+    walk_every_page(test, [NOTE])
+
+    # The action that once wiped the memory: a wipe test, its report kept for the reveal.
+    test.session_state["wipe_test.report"] = wipe_test(lab, load_scenario("poisoning"), ["base", "memory"])
+    test.session_state["wipe_test.prediction"] = {"memory": "loses it"}
+    test.query_params["scenario"] = "poisoning"  # as the Wipe Test's scenario box writes the address
+    walk_every_page(test, [NOTE])
+    test.switch_page("pages/3_Wipe_Test.py").run()  # the reveal is still there after the walk
+    assert any("you said it loses it" in s.value for s in test.success)
+
+    test.session_state["playground.answers"] = {"base": lab.agent.answer("Who is the office dog?", "base")}
+    test.session_state["playground.asked"] = "Who is the office dog?"
+    walk_every_page(test, [NOTE])
+
+
+def test_every_session_key_belongs_to_a_page_namespace():
+    test = app()
+    for page in PAGES:
+        test.switch_page(page).run()
+    keys = [k for k in test.session_state.keys() if not k.startswith("$$")]  # Streamlit's own
+    assert keys and all(k.startswith(NAMESPACES) for k in keys), sorted(k for k in keys if not k.startswith(NAMESPACES))
+
+
+def test_the_address_carries_the_workspace_and_the_visits_settings():
+    test = app(scenario="pirate", k="5")
+    workspace = test.query_params["workspace"]
+    assert workspace.startswith("browser-")
+    for page in PAGES:
+        test.switch_page(page).run()
+        assert test.query_params["workspace"] == workspace
+        assert (test.query_params["scenario"], test.query_params["k"]) == ("pirate", "5"), page
+    # The same address again (a reload, or a new tab) opens the same workspace.
+    test.session_state["ui.lab"].memory.add(NOTE)
+    again = app(**test.query_params)
+    assert again.session_state["ui.lab"].workspace.name == workspace
+    assert [m.text for m in again.session_state["ui.lab"].memory.list()] == [NOTE]
