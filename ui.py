@@ -39,9 +39,9 @@ def _load_models():
     return get_engine(), get_embedder()
 
 
-# The first student should not wait for the model: it starts loading when this module is
-# first imported (server.py imports it as the server starts), and a page only waits for
-# whatever is left of that load.
+# The first student should not wait for the model: server.py loads it before the server
+# opens its port; under a plain `streamlit run` it starts loading when this module is first
+# imported, and a page only waits for whatever is left of that load.
 _warmup = threading.Thread(target=lambda: _safe(_load_models), name="lab-warmup", daemon=True)
 
 
@@ -55,6 +55,10 @@ def _safe(load) -> None:
 def start_warmup() -> None:
     if not _warmup.is_alive() and not _warmup.ident:
         _warmup.start()
+
+
+def wait_for_warmup() -> None:
+    _warmup.join()
 
 
 def _shared_models():
