@@ -17,6 +17,7 @@ import streamlit as st
 from lab.errors import LabError
 from lab.links import LinkSettings, link_params, parse_link
 from lab.session import LabSession
+from lab.workspace import mark_used
 
 LINK_FIELDS = tuple(f.name for f in fields(LinkSettings))
 
@@ -101,6 +102,7 @@ def session() -> LabSession:
         st.session_state[_LINK], st.session_state[_LINK_WARNING] = parse_link(params)
     else:
         _follow_new_link(params)
+        mark_used(st.session_state[_LAB].workspace)  # a long visit is not "unused" to `workspaces prune`
     _write_address()
     return st.session_state[_LAB]
 

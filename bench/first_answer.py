@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -72,6 +73,7 @@ def one_run(browser, entry: list[str], delay: float) -> dict:
                 "first_answer_s": round(answered, 2), "all_four_arms_s": round(all_arms, 2)}
     finally:
         stop_server(process)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the browser helpers the end-to-end tests use
 
 from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, LOADED, click_and_wait, streamlit_server,  # noqa: E402
-                              wait_for_run, watch_runs)
+                              wait_for_run, wait_until_quiet, watch_runs)
 
 
 def loaded(page):
@@ -63,6 +63,22 @@ def main() -> None:
                 run(page, page.get_by_role("button", name="Ask", exact=True))
                 run(page, page.get_by_role("button", name="Why? Which memory changed the answer?"))
                 shot("playground-why")
+            if not only or "playground-fixed" in only:
+                # A fresh workspace: ask, correct, ask again; then wipe and ask once more.
+                page.goto(f"{url}/Playground?workspace=shots-demo&scenario=acme")
+                loaded(page)
+                run(page, page.get_by_role("button", name="Ask", exact=True))
+                run(page, page.get_by_role("button", name="Remember the correction"))
+                run(page, page.get_by_role("button", name="Ask", exact=True))
+                shot("playground-fixed")
+                page.goto(f"{url}/Memory?workspace=shots-demo")
+                loaded(page)
+                run(page, page.get_by_text("I understand"))
+                run(page, page.get_by_role("button", name="Wipe memory"))
+                page.goto(f"{url}/Playground?workspace=shots-demo&scenario=acme")
+                loaded(page)
+                run(page, page.get_by_role("button", name="Ask", exact=True))
+                shot("playground-after-wipe")
             if not only or "memory-explorer" in only:
                 page.goto(f"{url}/Memory?workspace=shots")
                 loaded(page)
@@ -77,8 +93,14 @@ def main() -> None:
                 return
             page.goto(f"{url}/Wipe_Test?workspace=shots&scenario=acme")
             loaded(page)
-            run(page, page.get_by_text("loses it").first)
+            # The learned arm trained from the page, as the demo does it, then the reveal.
+            run(page, page.get_by_role("button", name="Train the learned arm on these 20 corrections first"))
+            page.get_by_text("on these corrections in").wait_for(timeout=900_000)
+            wait_until_quiet(page)
+            run(page, page.locator(".st-key-wipe_test-predict_memory").get_by_text("loses it"))
+            run(page, page.locator(".st-key-wipe_test-predict_learned").get_by_text("keeps it"))
             run(page, page.get_by_role("button", name="Run the wipe test"))
+            page.get_by_text("Reveal").scroll_into_view_if_needed()
             shot("wipe-test")
             page.goto(f"{url}/Experiments?workspace=shots&scenario=poisoning")
             loaded(page)

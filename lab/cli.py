@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
 
     commands.add_parser("status", parents=[common], help="model, embedder, llama.cpp and workspace status")
+    spaces = commands.add_parser("workspaces", parents=[common], help="list or prune the workspaces under $LAB_HOME")
+    space_ops = spaces.add_subparsers(dest="op", required=True)
+    space_ops.add_parser("list", parents=[common])
+    prune = space_ops.add_parser("prune", parents=[common],
+                                 help="delete the app's browser workspaces unused for DAYS (never a named one)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     commands.add_parser("check", parents=[common],
                         help="answer one test question in a child process: does llama.cpp work on this machine?")
     return parser
@@ -276,6 +282,20 @@ def cmd_status(session, args):
             f"llama.cpp: {data['llama_cpp']['version']}, CPU features "
             f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}")
     return data, text
+
+
+def cmd_workspaces(args):
+    """Needs no session: opening one would create a workspace and mark it used."""
+    from lab.workspace import list_workspaces, prune, usage
+
+    if args.op == "list":
+        rows = [usage(name) for name in list_workspaces()]
+        lines = [f"{r['name']:30} {r['memories'] if r['memories'] is not None else '?':>6} memories "
+                 f"{r['adapters']:>3} adapters {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}" for r in rows]
+        return {"workspaces": rows}, "\n".join(lines) or "no workspaces yet"
+    pruned = prune(args.older_than)
+    return {"pruned": pruned}, (f"pruned {len(pruned)} browser workspaces unused for {args.older_than:g} days"
+                                + (": " + ", ".join(pruned) if pruned else ""))
 
 
 def cmd_check(args):
@@ -437,7 +457,7 @@ def cmd_explain(session, args):
 
 HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
-SESSIONLESS = {"check": cmd_check}
+SESSIONLESS = {"check": cmd_check, "workspaces": cmd_workspaces}
 
 
 

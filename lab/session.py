@@ -13,7 +13,7 @@ from lab.adapters import AdapterRegistry
 from lab.agent import Agent
 from lab.engine import Engine, get_engine
 from lab.memory import MemoryStore
-from lab.workspace import Workspace
+from lab.workspace import Workspace, mark_used
 
 
 @dataclass
@@ -23,7 +23,9 @@ class LabSession:
 
     @classmethod
     def open(cls, workspace: str | None = None, model_path: str | None = None) -> "LabSession":
-        return cls(Workspace.open(workspace), model_path)
+        opened = Workspace.open(workspace)
+        mark_used(opened)  # what `workspaces prune` goes by
+        return cls(opened, model_path)
 
     @cached_property
     def memory(self) -> MemoryStore:

@@ -71,3 +71,59 @@ def list_workspaces(root: Path | None = None) -> list[str]:
     if not base.exists():
         return []
     return sorted(p.name for p in base.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+
+
+# ---- housekeeping: what each workspace holds, and pruning the forgotten ones -----------------
+
+BROWSER_PREFIX = "browser-"  # the app's per-browser workspaces; every other name was chosen by someone
+LAST_USED_FILE = ".last_used"  # touched whenever a session opens the workspace
+
+
+def mark_used(workspace: Workspace) -> None:
+    (workspace.root / LAST_USED_FILE).touch()
+
+
+def last_used(path: Path) -> float:
+    """When a session last opened the workspace folder (its own mtime if none ever did)."""
+    marker = path / LAST_USED_FILE
+    return (marker if marker.exists() else path).stat().st_mtime
+
+
+def usage(name: str, root: Path | None = None) -> dict:
+    """{"name", "memories", "adapters", "bytes", "last_used"} for one workspace, read from disk
+    without loading the embedder or the model (SQLite is asked for its row count)."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    path = (root or home()) / validate_name(name)
+    memories = 0
+    database = path / "memory" / "memory.db"
+    if database.exists():
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+                memories = db.execute("SELECT COUNT(*) FROM memories").fetchone()[0]
+        except sqlite3.Error:
+            memories = None  # damaged or locked: say so rather than guess
+    adapters_dir = path / "adapters"
+    adapters = sum(1 for p in adapters_dir.glob("*/adapter.gguf")) if adapters_dir.exists() else 0
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    used = datetime.fromtimestamp(last_used(path), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"name": name, "memories": memories, "adapters": adapters, "bytes": size, "last_used": used}
+
+
+def prune(older_than_days: float, root: Path | None = None, *, now: float | None = None) -> list[str]:
+    """Delete the app's browser workspaces no session has opened for `older_than_days`.
+    A named workspace (anything not made by the app for a browser) is never removed."""
+    import shutil
+    import time
+
+    if not isinstance(older_than_days, (int, float)) or not older_than_days >= 0:
+        raise LabError(f"--older-than must be a number of days >= 0, not {older_than_days!r}")
+    base = root or home()
+    cutoff = (time.time() if now is None else now) - older_than_days * 86400
+    pruned = []
+    for name in list_workspaces(base):
+        if name.startswith(BROWSER_PREFIX) and last_used(base / name) < cutoff:
+            shutil.rmtree(base / name)
+            pruned.append(name)
+    return pruned

@@ -133,6 +133,10 @@ def test_the_five_minute_demo_without_a_terminal(server, browser, lab_home):
         open_page(page, title)
         assert stored_texts(lab_home, workspace) == [REFUND_NOTE], f"the memory changed on opening {title}"
         assert workspace_of(page) == workspace and "scenario=acme" in page.url
+        assert "python -m lab" not in page.locator("body").inner_text(), f"a command line on {title}"
+        if title == "Playground":  # the question and the four answers are still there
+            assert page.get_by_label("Question", exact=True).input_value() == "What is the refund window at Acme Corp?"
+            assert "45 days" in arm_text(page, "memory")
     shot(page, "journey-4-workshop")
 
     # Back on the Wipe Test, the reveal is still there; a reload keeps the workspace.

@@ -29,3 +29,54 @@ def test_root_comes_from_lab_home(tmp_path, monkeypatch):
 
 def test_validate_name_returns_the_name():
     assert validate_name("ok") == "ok"
+
+
+def test_usage_counts_memories_adapters_and_bytes_without_loading_a_model(tmp_path):
+    from lab.memory import MemoryStore
+    from lab.workspace import usage
+
+    ws = Workspace.open("class-3b", root=tmp_path)
+    store = MemoryStore(ws.memory_dir)
+    store.add("Our office dog is called Biscuit.")
+    store.close()
+    (ws.adapters_dir / "pirate").mkdir()
+    (ws.adapters_dir / "pirate" / "adapter.gguf").write_bytes(b"GGUF" + bytes(100))
+    row = usage("class-3b", tmp_path)
+    assert row["name"] == "class-3b" and row["memories"] == 1 and row["adapters"] == 1
+    assert row["bytes"] > 104 and row["last_used"].endswith("Z")
+
+
+def test_prune_removes_only_old_browser_workspaces(tmp_path):
+    import os
+    import time
+
+    from lab.workspace import LAST_USED_FILE, mark_used, prune
+
+    old_browser, new_browser, old_named = (Workspace.open(n, root=tmp_path)
+                                           for n in ("browser-0123456789ab", "browser-ba9876543210", "class-3b"))
+    for ws in (old_browser, new_browser, old_named):
+        mark_used(ws)
+    month_ago = time.time() - 30 * 86400
+    for ws in (old_browser, old_named):
+        os.utime(ws.root / LAST_USED_FILE, (month_ago, month_ago))
+    assert prune(7, tmp_path) == ["browser-0123456789ab"]
+    assert list_workspaces(tmp_path) == ["browser-ba9876543210", "class-3b"]  # a named one is never pruned
+    with pytest.raises(LabError):
+        prune(-1, tmp_path)
+
+
+def test_workspaces_cli_lists_and_prunes(tmp_path, monkeypatch, capsys):
+    import json
+
+    from lab.cli import main
+
+    monkeypatch.setenv("LAB_HOME", str(tmp_path))
+    Workspace.open("named-one")
+    assert main(["workspaces", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["workspaces"]
+    assert [r["name"] for r in rows] == ["named-one"] and set(rows[0]) == {"name", "memories", "adapters", "bytes",
+                                                                             "last_used"}
+    assert main(["workspaces", "prune", "--older-than", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"pruned": []}
+    assert main(["workspaces", "prune", "--older-than", "-3"]) != 0
+    assert capsys.readouterr().err.count("\n") == 1
