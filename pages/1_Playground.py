@@ -70,7 +70,7 @@ def show_answer(arm: str, result) -> None:
         if "adapter" in result:
             ui.page_link("pages/4_Learning.py", "Open the Learning page", icon=":material/school:")
         return
-    st.markdown(result.answer or "*(empty reply)*")
+    st.container(key=key(f"reply-{arm}")).markdown(result.answer or "*(empty reply)*")
     st.caption(f"{result.prompt_tokens} prompt tokens · {result.completion_tokens} reply tokens · "
                f"{result.latency_ms:.0f} ms" + (f" (retrieval {result.retrieval_ms:.0f} ms)" if result.hits else ""))
     if arm in ("memory", "both"):

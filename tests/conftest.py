@@ -27,3 +27,16 @@ def embedder():
     from lab.embedder import get_embedder
 
     return get_embedder()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium under Playwright (a test tool's own browser download cannot work offline)."""
+    from playwright.sync_api import sync_playwright
+    from streamlit_browser import CHROMIUM, CHROMIUM_ARGS
+
+    assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

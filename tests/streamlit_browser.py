@@ -74,6 +74,20 @@ def click_and_wait(page, button, timeout_ms: int = 180_000) -> None:
     wait_for_run(page, timeout_ms)
 
 
+OUTPUT = ROOT / "tests" / "output"  # screenshots of the browser tests
+
+
+def shot(page, name: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def no_exception(page) -> None:
+    """No Streamlit exception box on the page (its text is the failure message if there is one)."""
+    boxes = page.locator("[data-testid='stException']")
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
 SERVER_GRACE_S = 10  # after SIGTERM; then SIGKILL
 
 

@@ -5,14 +5,11 @@ The main flow of the lab: ask, see the wrong answer, correct it, see it fixed, w
 see it wrong again. Screenshots go to tests/output/.
 """
 
-from pathlib import Path
 
 import pytest
-from streamlit_browser import (CHROMIUM, CHROMIUM_ARGS, click_and_wait, streamlit_server, wait_for_run,
+from streamlit_browser import (click_and_wait, no_exception, shot, streamlit_server, wait_for_run,
                               wait_until_quiet, watch_runs)
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "tests" / "output"
 QUESTION = "What is the refund window at Acme Corp?"
 
 
@@ -22,29 +19,17 @@ def server(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def _shot(page, name):
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
-
-
-def _no_exception(page):
-    assert page.locator("[data-testid='stException']").count() == 0
 
 
 def _memory_answer(page) -> str | None:
-    column = page.locator(".st-key-playground-arm-memory")
-    return column.first.inner_text() if column.count() else None
+    """The memory arm's reply alone (not the token counts and milliseconds under it)."""
+    reply = page.locator(".st-key-playground-reply-memory")
+    return reply.first.inner_text() if reply.count() else None
+
+
+def _memory_column(page) -> str:
+    """Everything the memory arm shows: its reply and the notes put in its prompt."""
+    return page.locator(".st-key-playground-arm-memory").first.inner_text()
 
 
 def _ask(page) -> str:
@@ -62,8 +47,8 @@ def test_every_page_loads_without_an_exception(server, browser):
         page.goto(f"{server}/{path}")
         page.wait_for_selector("h1", timeout=120_000)
         page.wait_for_timeout(1500)
-        _no_exception(page)
-        _shot(page, f"page-{name}")
+        no_exception(page)
+        shot(page, f"page-{name}")
     page.close()
 
 
@@ -76,7 +61,7 @@ def test_a_start_button_opens_the_playground_with_the_scenario(server, browser):
     label = page.get_by_text("Example questions from")
     label.wait_for(timeout=60_000)
     assert "pirate" in label.inner_text()
-    _no_exception(page)
+    no_exception(page)
     page.close()
 
 
@@ -86,27 +71,27 @@ def test_ask_correct_fixed_wipe_wrong_again(server, browser):
     page.get_by_label("Question", exact=True).fill(QUESTION)
     first = _ask(page)
     assert "45" not in first
-    _shot(page, "flow-1-wrong")
+    shot(page, "flow-1-wrong")
 
     page.get_by_label("The right answer").fill("The refund window at Acme Corp is 45 days.")
     page.get_by_role("button", name="Remember the correction").click()
     page.get_by_text("Remembered [").wait_for(timeout=60_000)
     fixed = _ask(page)
     assert "45 days" in fixed
-    _shot(page, "flow-2-fixed")
+    shot(page, "flow-2-fixed")
 
     page.get_by_role("link", name="Memory").first.click()
     page.get_by_text("I understand").click()
     page.get_by_role("button", name="Wipe memory").click()
     page.get_by_text("0 memories").wait_for(timeout=60_000)
-    _shot(page, "flow-3-wiped")
+    shot(page, "flow-3-wiped")
 
     page.get_by_role("link", name="Playground").first.click()
     page.get_by_label("Question", exact=True).fill(QUESTION)
     again = _ask(page)
     assert "45" not in again
-    _shot(page, "flow-4-wrong-again")
-    _no_exception(page)
+    shot(page, "flow-4-wrong-again")
+    no_exception(page)
     page.close()
 
 
@@ -132,11 +117,11 @@ def test_ten_sessions_ask_and_remember_at_once(server, browser):
         page.get_by_role("button", name="Ask", exact=True).click()
     for i, page in pages.items():
         wait_for_run(page)
-        _no_exception(page)
-        memory = _memory_answer(page)
+        no_exception(page)
+        memory = _memory_column(page)
         assert f"locker number {i} is {codes[i]}" in memory  # its own note was retrieved...
         assert not any(code in memory for j, code in codes.items() if j != i)  # ...and nobody else's
-    _shot(pages[0], "ten-sessions-0")
+    shot(pages[0], "ten-sessions-0")
     for page in pages.values():
         page.context.close()
 
@@ -152,5 +137,5 @@ def test_a_link_straight_to_a_page_runs_inside_the_app(browser, tmp_path):
         navigation = page.locator("[data-testid='stSidebarNav']").inner_text().split()
         assert navigation[0] == "Home" and "app" not in navigation
         assert page.locator("h1").first.inner_text() == "Memory" and "workspace=shared-link" in page.url
-        _no_exception(page)
+        no_exception(page)
         page.close()

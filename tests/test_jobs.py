@@ -22,7 +22,7 @@ def test_a_job_trains_off_thread_and_reports_progress(engine, embedder):
 def test_a_cancelled_job_registers_nothing_and_an_empty_one_fails_cleanly(engine, embedder):
     session = LabSession.open("job2")
     empty = TrainingJob(session, name="x", config=QUICK).start().wait(60)
-    assert empty.state == "failed" and "training set is empty" in empty.error
+    assert empty.state == "failed" and "memory is empty" in empty.error and "python -m lab" not in empty.error
     session.memory.add("A fact.", question="Q?", answer="A fact.")
     job = TrainingJob(session, name="y", config=TrainingConfig(steps=500, batch_size=1)).start()
     while not job.progress and not job.finished:

@@ -10,13 +10,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from streamlit_browser import CHROMIUM, CHROMIUM_ARGS, click_and_wait, streamlit_server, wait_until_quiet
+from streamlit_browser import click_and_wait, no_exception, shot, streamlit_server, wait_until_quiet
 
 from lab.memory import MemoryStore
 from lab.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "tests" / "output"
 REFUND_NOTE = "The refund window at Acme Corp is 45 days."
 PAGES = ["Home", "Playground", "Memory", "Wipe Test", "Learning", "Experiments", "Workshop"]
 
@@ -32,25 +30,6 @@ def server(lab_home):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "chromium is missing: bash scripts/setup.sh --dev installs it"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def shot(page, name):
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
-
-
-def no_exception(page):
-    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
 
 
 def workspace_of(page) -> str:
@@ -67,7 +46,9 @@ def stored_texts(lab_home, workspace: str) -> list[str]:
 
 
 def arm_text(page, arm: str) -> str:
-    return page.locator(f".st-key-playground-arm-{arm}").first.inner_text()
+    """The arm's reply alone, or why it did not run (never the token counts and timings under it)."""
+    reply = page.locator(f".st-key-playground-reply-{arm}")
+    return (reply if reply.count() else page.locator(f".st-key-playground-arm-{arm}")).first.inner_text()
 
 
 def open_page(page, title: str) -> None:

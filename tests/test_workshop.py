@@ -89,7 +89,8 @@ def test_run_check_records_done_and_it_stays_done():
     progress = {}
     run_check(exercise, None, LinkSettings(), progress)
     run_check(exercise, None, LinkSettings(), progress)
-    assert progress["x"] == {"state": {}, "result": {"passed": False, "detail": "seen"}, "done": True}
+    assert progress["x"] == {"state": {}, "result": {"passed": False, "detail": "seen", "in_progress": False},
+                             "done": True}
     assert workshop.done_count(progress) == 1
 
 
@@ -129,7 +130,8 @@ def test_poison_then_repair_passes_only_in_that_order(session):
 
     bad = session.memory.add(workshop.POISON_NOTE)
     poisoned = check(workshop.POISON_AND_REPAIR, session, state)
-    assert not poisoned.passed and "Stage 1 of 2 seen" in poisoned.detail and "Lyon" in poisoned.detail
+    assert not poisoned.passed and "Stage 1 of 2 done" in poisoned.detail and "Lyon" in poisoned.detail
+    assert poisoned.in_progress  # a stage reached, shown as progress rather than a failure
     assert state["poisoned"]["ids"] == [bad.id]
 
     hidden = check(workshop.POISON_AND_REPAIR, session, state, threshold=0.95)  # hidden is not repaired
