@@ -78,6 +78,16 @@ class AdapterRegistry:
                 found.append(AdapterInfo(folder.name, gguf, folder.name == active, self._meta(folder)))
         return found
 
+    def trained_on(self, source: str) -> AdapterInfo | None:
+        """The newest adapter trained on `source` ("memory", "scenario:acme"), or None."""
+        matching = [a for a in self.list() if a.meta.get("source") == source]
+        return max(matching, key=lambda a: a.path.stat().st_mtime) if matching else None
+
+    def free_name(self, base: str) -> str:
+        """`base`, or `base-2`, `base-3`…: a name no adapter has, so nothing is overwritten unasked."""
+        taken = {a.name for a in self.list()}
+        return next(n for n in [base] + [f"{base}-{i}" for i in range(2, 1000)] if n not in taken)
+
     def get(self, name: str) -> AdapterInfo:
         path = self.path_for(name)
         if not path.exists():

@@ -44,12 +44,19 @@ with st.container(border=True):
     else:
         st.info("No adapter is active, so only the base and memory arms can run. Train one on these "
                 "corrections to see what learning keeps.", icon=":material/school:")
+    earlier = lab.adapters.trained_on(f"scenario:{scenario.name}")
+    if not trained_here and earlier:
+        if st.button(f"Use the adapter {earlier.name}, trained on these corrections earlier", key=key("use")):
+            lab.adapters.activate(earlier.name)
+            st.rerun()
     if not trained_here:
         busy = bool(job and not job.finished)
         if st.button(f"Train the learned arm on these {len(scenario.items)} corrections first", key=key("train"),
                      disabled=busy):
             try:
-                st.session_state[key("job")] = job = TrainingJob(lab, name=scenario.name, scenario=scenario).start()
+                # A free name: an adapter the student trained under this name is never replaced unasked.
+                name = lab.adapters.free_name(scenario.name)
+                st.session_state[key("job")] = job = TrainingJob(lab, name=name, scenario=scenario).start()
             except LabError as error:
                 ui.show_error(error)
 

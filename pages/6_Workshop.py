@@ -90,13 +90,17 @@ def wipe_helpers(state):
             with st.status(f"Training an adapter on {scenario.name}…", expanded=True) as status:
                 bar = st.progress(0.0, text="preparing the base model (the first time only), then training…")
                 try:
-                    result = consolidate(lab, name=scenario.name, scenario=scenario, on_progress=lambda p: bar.progress(
-                        p.step / p.steps, text=f"step {p.step}/{p.steps} · loss {p.loss:.3f}"))
-                    status.update(label=f"Trained {result.name!r} in {result.seconds:.0f} s; it is now active.",
-                                  state="complete")
+                    result = consolidate(lab, name=lab.adapters.free_name(scenario.name), scenario=scenario,
+                                         on_progress=lambda p: bar.progress(
+                                             p.step / p.steps, text=f"step {p.step}/{p.steps} · loss {p.loss:.3f}"))
                 except LabError as error:
                     status.update(label=error.app_message, state="error")
-            st.rerun()
+                else:
+                    st.session_state[key("trained_notice")] = (f"Trained {result.name!r} on the {scenario.name} "
+                                                               f"corrections in {result.seconds:.0f} s; it is active.")
+                    st.rerun()  # the predictions below now include the learned arm
+    if notice := st.session_state.get(key("trained_notice")):
+        st.success(notice)
     arms = ["memory"] + (["learned"] if lab.adapters.active() else [])
     guesses = {arm: st.radio(f"After the wipe the **{arm}** arm…", workshop.PREDICTION_CHOICES, horizontal=True,
                              key=key(f"predict-{arm}"), format_func=lambda c: f"{c} the improvement")

@@ -30,3 +30,18 @@ def test_unknown_and_invalid_names(tmp_path):
         registry.activate("missing")
     with pytest.raises(LabError, match="invalid adapter name"):
         registry.get("../x")
+
+
+def test_free_name_and_trained_on(tmp_path):
+    import os
+
+    from lab.adapters import AdapterRegistry
+
+    registry = AdapterRegistry(tmp_path)
+    assert registry.free_name("acme") == "acme" and registry.trained_on("scenario:acme") is None
+    for name, source in (("acme", "memory"), ("acme-2", "scenario:acme")):
+        (tmp_path / "x.gguf").write_bytes(b"GGUF")
+        registry.register(name, tmp_path / "x.gguf", {"source": source})
+    assert registry.free_name("acme") == "acme-3"  # neither is replaced
+    assert registry.trained_on("scenario:acme").name == "acme-2"
+    assert registry.trained_on("scenario:pirate") is None
