@@ -108,16 +108,21 @@ def session() -> LabSession:
 
 
 def _follow_new_link(params: dict) -> None:
-    """A link followed inside the visit (a Start card, an edited address) changes only what it names."""
+    """A link followed inside the visit (a Start card, an edited address) changes only what it
+    names; a bad value in it changes nothing and is named in the warning."""
     named = {name: value for name, value in params.items() if name in LINK_FIELDS}
     if not named:
         return
-    settings, warning = parse_link(named)
-    current = st.session_state[_LINK]
-    changed = {name: getattr(settings, name) for name in named if getattr(settings, name) != getattr(current, name)}
-    if changed or warning:
-        st.session_state[_LINK] = replace(current, **{n: v for n, v in changed.items()})
-        st.session_state[_LINK_WARNING] = warning
+    current, warnings, changes = st.session_state[_LINK], [], {}
+    for name, value in named.items():
+        parsed, warning = parse_link({name: value})
+        if warning:
+            warnings.append(warning)
+        elif getattr(parsed, name) != getattr(current, name):
+            changes[name] = getattr(parsed, name)
+    if changes or warnings:
+        st.session_state[_LINK] = replace(current, **changes)
+        st.session_state[_LINK_WARNING] = " ".join(warnings) or None
 
 
 def _write_address() -> None:

@@ -81,3 +81,16 @@ def test_the_address_carries_the_workspace_and_the_visits_settings():
     again = app(**test.query_params)
     assert again.session_state["ui.lab"].workspace.name == workspace
     assert [m.text for m in again.session_state["ui.lab"].memory.list()] == [NOTE]
+
+
+def test_a_link_followed_during_the_visit_changes_only_what_it_names_and_only_if_valid():
+    test = app(scenario="pirate", k="5")
+    test.switch_page("pages/1_Playground.py").run()
+    test.query_params["threshold"] = "0.7"  # e.g. a teacher's link opened in the same tab
+    test.run()
+    settings = test.session_state["ui.link"]
+    assert (settings.scenario, settings.k, settings.threshold) == ("pirate", 5, 0.7)
+    test.query_params["k"] = "lots"
+    test.run()
+    assert test.session_state["ui.link"].k == 5 and any("k='lots'" in w.value for w in test.warning)
+    assert test.query_params["k"] == "5"  # the address is written back with the visit's settings
