@@ -55,3 +55,9 @@ def test_every_bundled_scenario_is_valid_and_the_kinds_are_covered():
         asked = {i.question for i in scenario.items}
         assert not asked & {p.question for p in scenario.probes}
         assert not asked & {p.question for p in scenario.locality}
+
+
+def test_bundled_scenarios_speak_the_apps_language():
+    """Their descriptions are shown on the Home page and the Wipe Test: no command lines there."""
+    for name in bundled_names():
+        assert "python -m lab" not in load_scenario(name).description, name
