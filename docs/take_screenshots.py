@@ -100,7 +100,7 @@ def main() -> None:
             run(page, page.locator(".st-key-wipe_test-predict_memory").get_by_text("loses it"))
             run(page, page.locator(".st-key-wipe_test-predict_learned").get_by_text("keeps it"))
             run(page, page.get_by_role("button", name="Run the wipe test"))
-            page.get_by_text("Reveal").scroll_into_view_if_needed()
+            page.get_by_text("Reveal", exact=True).scroll_into_view_if_needed()
             shot("wipe-test")
             page.goto(f"{url}/Experiments?workspace=shots&scenario=poisoning")
             loaded(page)
