@@ -30,7 +30,8 @@ except LabError as error:
     ui.show_error(error)
 
 st.markdown("**The five-minute demo:** pick a scenario below. Ask one of its questions in the **Playground** "
-            "and watch the base model get it wrong, correct it, ask again, then run the **Wipe Test**.")
+            "and watch the base model get it wrong, correct it, ask again. Then open the **Wipe Test**, train the "
+            "learned arm there on the same corrections, and see which fix survives the wipe.")
 
 st.subheader("Start with a scenario")
 # Each start button opens the Playground with the scenario in the link, so its questions are
