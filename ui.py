@@ -62,11 +62,17 @@ def wait_for_warmup() -> None:
     _warmup.join()
 
 
+_models = None  # (engine, embedder) once loaded: a page run should not re-validate the GGUF
+
+
 def _shared_models():
-    if _warmup.is_alive():
-        with st.spinner("Loading the model and the embedder (once, when the server starts)…"):
-            _warmup.join()
-    return _load_models()
+    global _models
+    if _models is None:
+        if _warmup.is_alive():
+            with st.spinner("Loading the model and the embedder (once, when the server starts)…"):
+                _warmup.join()
+        _models = _load_models()
+    return _models
 
 
 def _run_through_app_py() -> None:
