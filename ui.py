@@ -150,6 +150,12 @@ def page_link(page: str, label: str, icon: str | None = None, **options) -> None
 WAITING = "Waiting for the model: another student's request is running…"
 
 
+def poll_while(running: bool, every_s: float = 1.0):
+    """A fragment decorator that reruns the fragment every `every_s` seconds while `running`,
+    and not at all otherwise (the next full run decides again)."""
+    return st.fragment(run_every=every_s if running else None)
+
+
 def model_queue_notice(lab: LabSession) -> None:
     """Say so when the shared model is busy: a long run would otherwise just look stuck."""
     if lab.engine.busy:

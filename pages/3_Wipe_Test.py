@@ -61,7 +61,6 @@ with st.container(border=True):
                 ui.show_error(error)
 
 
-@st.fragment(run_every=1.0)
 def training_panel():
     job = st.session_state.get(key("job"))
     if job is None or st.session_state.get(key("job_shown")) is job:
@@ -82,7 +81,9 @@ def training_panel():
         st.warning(job.error)
 
 
-training_panel()
+# Polls only while a training runs: a fragment that reruns every second for every visitor
+# would keep thirty students' sessions busy (and read as page runs to the browser tests).
+ui.poll_while(bool(job and not job.finished))(training_panel)()
 if notice := st.session_state.get(key("trained_notice")):
     st.success(notice)
 

@@ -71,7 +71,6 @@ if st.button("Train", type="primary", disabled=bool(job and not job.finished) or
         ui.show_error(error)
 
 
-@st.fragment(run_every=1.0)
 def progress_panel():
     job = st.session_state.get(key("job"))
     if job is None:
@@ -101,7 +100,9 @@ def progress_panel():
         st.warning(job.error)
 
 
-progress_panel()
+# Polls only while a training runs: a fragment that reruns every second for every visitor
+# would keep thirty students' sessions busy (and read as page runs to the browser tests).
+ui.poll_while(bool(job and not job.finished))(progress_panel)()
 
 st.subheader("Adapters")
 for info in lab.adapters.list():
