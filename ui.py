@@ -147,7 +147,7 @@ def page_link(page: str, label: str, icon: str | None = None, **options) -> None
         st.markdown(label)
 
 
-WAITING = "Waiting for the model: another student's request is running…"
+WAITING = "Waiting for the shared model: other sessions' requests are being answered…"
 
 
 def poll_while(running: bool, every_s: float = 1.0):
@@ -158,8 +158,9 @@ def poll_while(running: bool, every_s: float = 1.0):
 
 def model_queue_notice(lab: LabSession) -> None:
     """Say so when the shared model is busy: a long run would otherwise just look stuck."""
-    if lab.engine.busy:
-        st.info(f"{WAITING} ({lab.engine.waiting} queued). Yours starts as soon as it is free.")
+    if lab.engine.waiting:
+        st.info(f"{WAITING} ({lab.engine.waiting} requests queued). They are answered together in rounds, "
+                "so yours joins one soon.", icon=":material/hourglass_top:")
 
 
 def show_error(error: LabError, where=st) -> None:

@@ -49,6 +49,7 @@ class Answer:
     latency_ms: float = 0.0
     retrieval_ms: float = 0.0
     adapter: str | None = None
+    cached: bool = False  # the reply came from the class's reply cache (lab/reply_cache.py)
 
     def to_json(self, verbose: bool = False) -> dict:
         """The CLI's JSON contract; `verbose` adds the messages and prompt text."""
@@ -58,7 +59,7 @@ class Answer:
                 "latency_ms": round(self.latency_ms, 2)}
         if verbose:
             data.update(question=self.question, messages=self.messages, prompt=self.prompt,
-                        adapter=self.adapter, retrieval_ms=round(self.retrieval_ms, 2))
+                        adapter=self.adapter, retrieval_ms=round(self.retrieval_ms, 2), cached=self.cached)
         return data
 
 
@@ -78,7 +79,8 @@ class Prepared:
                       messages=self.messages, prompt=completion.prompt, prompt_tokens=completion.prompt_tokens,
                       completion_tokens=completion.completion_tokens,
                       latency_ms=completion.latency_ms + self.retrieval_ms, retrieval_ms=self.retrieval_ms,
-                      adapter=str(self.adapter_path) if self.adapter_path else None)
+                      adapter=str(self.adapter_path) if self.adapter_path else None,
+                      cached=getattr(completion, "cached", False))
 
 
 def validate_question(question: str) -> str:
@@ -114,7 +116,7 @@ class Agent:
                reply_cache: dict | None = None,
                stop_when: Callable[[str], bool] | None = None,
                on_token: Callable[[str], None] | None = None,
-               on_wait: Callable[[], None] | None = None) -> Answer:
+               on_wait: Callable[[object], None] | None = None) -> Answer:
         """Answer `question` with `arm`. `adapter` names a registered adapter (default: the active one);
         `adapter_file` gives an adapter file directly. `reply_cache` (a dict) lets an evaluation
         reuse the reply to an identical prompt: after a wipe, the memory arm's prompt is the base's."""
@@ -138,7 +140,7 @@ class Agent:
     def answer_many(self, questions: list[str], arm: str = "base", *,
                     stop_when: list[Callable[[str], bool] | None] | None = None,
                     max_tokens: int = DEFAULT_MAX_TOKENS, reply_cache: dict | None = None,
-                    on_wait: Callable[[], None] | None = None, **options) -> list[Answer]:
+                    on_wait: Callable[[object], None] | None = None, **options) -> list[Answer]:
         """Answer many questions with one arm (an evaluation); `stop_when` has one entry per question.
 
         The model answers them together (Engine.chat_many: one batch, the same replies as

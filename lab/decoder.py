@@ -41,6 +41,7 @@ MICRO_BATCH = 32  # rows per llama_decode call: under ggml's 64-row flash-attent
 MAX_SEQUENCES = 64  # per round, the padding sequence included
 KV_BUDGET_BYTES = 192 << 20  # the key/value cache (8,192 cells of the 135M model)
 _PADDING = MAX_SEQUENCES - 1  # the sequence id of padding rows
+ROUND_SEQUENCES = _PADDING  # sequences a round can hold beside its padding
 _SPARE_CELLS = 64  # room for a round's padding rows beyond its prompts and replies
 _SHORT_CACHE = 256  # llama.cpp attends over at least this many cells; a lone row is safe up to it
 # Cells a round may fill. Flash attention steps over every cell in use, seen or not, so a
@@ -59,10 +60,24 @@ class Reply:
 
 
 @dataclass
+class Request:
+    """One prompt to answer, with its own limits: requests with different limits (a Playground
+    question, an evaluation's short replies) can share a round."""
+
+    tokens: list[int]
+    max_tokens: int
+    stop: tuple[str, ...]
+    stop_when: Callable[[str], bool] | None = None
+    on_text: Callable[[str], None] | None = None  # the reply as it grows, piece by piece
+
+
+@dataclass
 class _Sequence:
     index: int  # position in the caller's list
     prompt: list[int]
     stop_when: Callable[[str], bool] | None
+    max_tokens: int
+    stop: tuple[str, ...]
     on_text: Callable[[str], None] | None = None
     generated: list[int] = field(default_factory=list)
     text: str = ""
@@ -148,18 +163,29 @@ class GreedyDecoder:
         """Greedy replies to `prompts` (token lists), in the order given. `on_text` (for a
         single prompt) receives the reply as it grows, piece by piece, never a piece of a
         stop string."""
-        for prompt in prompts:
-            if len(prompt) > self.longest_prompt(max_tokens):
-                raise LabError(f"the prompt is {len(prompt)} tokens, more than this model's context leaves "
-                               f"room for ({self.longest_prompt(max_tokens)}); ask with fewer or shorter memories")
-        sequences = [_Sequence(i, list(p), s) for i, (p, s) in enumerate(zip(prompts, stop_when))]
-        if on_text is not None and len(sequences) == 1:
-            sequences[0].on_text = on_text
+        requests = [Request(list(p), max_tokens, tuple(stop), s) for p, s in zip(prompts, stop_when)]
+        if on_text is not None and len(requests) == 1:
+            requests[0].on_text = on_text
+        return self.answer(requests)
+
+    def check(self, request: Request) -> None:
+        """Raise the one-line error a prompt too long for the context would meet."""
+        if len(request.tokens) > self.longest_prompt(request.max_tokens):
+            raise LabError(f"the prompt is {len(request.tokens)} tokens, more than this model's context leaves "
+                           f"room for ({self.longest_prompt(request.max_tokens)}); ask with fewer or shorter "
+                           "memories")
+
+    def answer(self, requests: Sequence[Request]) -> list[Reply]:
+        """Greedy replies to `requests`, in the order given, in as many rounds as they need."""
+        for request in requests:
+            self.check(request)
+        sequences = [_Sequence(i, list(r.tokens), r.stop_when, r.max_tokens, tuple(r.stop), r.on_text)
+                     for i, r in enumerate(requests)]
         order = sorted(sequences, key=lambda s: s.prompt)
         replies: list[Reply | None] = [None] * len(sequences)
-        for group in self._rounds(order, max_tokens):
+        for group in self._rounds(order):
             start = time.perf_counter()
-            self._run_round(group, max_tokens=max_tokens, stop=tuple(stop))
+            self._run_round(group)
             share = (time.perf_counter() - start) / len(group)
             for seq in group:
                 replies[seq.index] = Reply(seq.text, len(seq.prompt), len(seq.generated), share)
@@ -167,24 +193,34 @@ class GreedyDecoder:
 
     # ---- rounds ------------------------------------------------------------------------
 
-    def _rounds(self, order: list[_Sequence], max_tokens: int):
+    @staticmethod
+    def round_cells(requests: Sequence[Request]) -> int:
+        """The cells `requests` fill as one round (their trie, replies and spare padding rows):
+        what the scheduler fills a round up to (ROUND_CELLS, and at most ROUND_SEQUENCES)."""
+        cells, previous = _SPARE_CELLS, []
+        for request in sorted(requests, key=lambda r: r.tokens):
+            cells += len(request.tokens) - _common_prefix(previous, request.tokens) + request.max_tokens
+            previous = request.tokens
+        return cells
+
+    def _rounds(self, order: list[_Sequence]):
         """Consecutive groups (in prompt order, so neighbours share beginnings) whose trie,
         replies and padding rows fill about ROUND_CELLS cells (a long prompt, alone, more)."""
         group: list[_Sequence] = []
         cells = _SPARE_CELLS
         previous: list[int] = []
         for seq in order:
-            new = len(seq.prompt) - _common_prefix(previous, seq.prompt) + max_tokens
-            if group and (len(group) == _PADDING or cells + new > ROUND_CELLS):
+            new = len(seq.prompt) - _common_prefix(previous, seq.prompt) + seq.max_tokens
+            if group and (len(group) == ROUND_SEQUENCES or cells + new > ROUND_CELLS):
                 yield group
-                group, cells, new = [], _SPARE_CELLS, len(seq.prompt) + max_tokens
+                group, cells, new = [], _SPARE_CELLS, len(seq.prompt) + seq.max_tokens
             group.append(seq)
             cells += new
             previous = seq.prompt
         if group:
             yield group
 
-    def _run_round(self, group: list[_Sequence], *, max_tokens: int, stop: tuple[str, ...]) -> None:
+    def _run_round(self, group: list[_Sequence]) -> None:
         reuse = _common_prefix(self._kept, group[0].prompt[:-1]) if len(group) == 1 else 0
         if reuse:
             self._L.llama_memory_seq_rm(self._memory, 0, reuse, -1)
@@ -204,7 +240,7 @@ class GreedyDecoder:
                 # Identical prompts end at the same node and read the same logits.
                 owners = [m for m in range(j, last + 1) if len(group[m].prompt) == pos + 1]
                 nodes.append((seq.prompt[pos], pos, range(j, last + 1), owners))
-        self._decode_rows(nodes, group, max_tokens, stop, kind="prompt")
+        self._decode_rows(nodes, group, kind="prompt")
         # 2. One token per unfinished sequence per step.
         while True:
             active = [j for j, seq in enumerate(group) if not seq.done]
@@ -215,9 +251,9 @@ class GreedyDecoder:
                 return
             rows = [(group[j].generated[-1], len(group[j].prompt) + len(group[j].generated) - 1, (j,), [j])
                     for j in active]
-            self._decode_rows(rows, group, max_tokens, stop, kind="reply")
+            self._decode_rows(rows, group, kind="reply")
 
-    def _decode_rows(self, rows, group, max_tokens: int, stop: tuple[str, ...], kind: str) -> None:
+    def _decode_rows(self, rows, group, kind: str) -> None:
         """Evaluate rows (token, position, sequence ids, owners) in micro-batches; each owner
         takes the greedy token from its row's logits."""
         for start in range(0, len(rows), MICRO_BATCH - 1):  # one place kept for a padding row
@@ -240,7 +276,7 @@ class GreedyDecoder:
                 if owners:
                     token = self._argmax(k)
                     for m in owners:
-                        self._accept(group[m], token, max_tokens, stop)
+                        self._accept(group[m], token)
 
     def _decode(self, entries) -> None:
         batch = self._batch
@@ -263,11 +299,12 @@ class GreedyDecoder:
         logits = np.ctypeslib.as_array(self._L.llama_get_logits_ith(self._ctx, k), shape=(self._n_vocab,))
         return int(logits.argmax())
 
-    def _accept(self, seq: _Sequence, token: int, max_tokens: int, stop: tuple[str, ...]) -> None:
+    def _accept(self, seq: _Sequence, token: int) -> None:
         """Take one greedy token, stopping as llama-cpp-python's create_completion does: an
         end-of-generation token ends the reply; while a UTF-8 character is split across
         tokens nothing is checked; the first stop string cuts the text there; max_tokens
         ends it. Plus the caller's `stop_when` on the text so far."""
+        max_tokens, stop = seq.max_tokens, seq.stop
         if self._L.llama_vocab_is_eog(self._vocab, token):
             return self._finish(seq)
         seq.generated.append(token)

@@ -1,10 +1,13 @@
 """The frozen language model: one llama.cpp model per process, shared by every session.
 
-llama.cpp contexts are not thread-safe and Streamlit runs each browser session on its
-own thread, so every call takes the engine's lock. Decoding is greedy (deterministic):
-the lab compares arms, and sampling noise would blur the comparison. Replies come from
-lab/decoder.py, which gives a question the same reply whether it is asked alone (`chat`)
-or among many (`chat_many`, for evaluations); scoring uses llama-cpp-python's context.
+Decoding is greedy (deterministic): the lab compares arms, and sampling noise would blur
+the comparison. Replies come from lab/decoder.py, which gives a question the same reply
+whether it is asked alone (`chat`) or among many (`chat_many`, for evaluations), and every
+session's requests go through one queue (lab/scheduler.py) that serves them together in
+batched rounds, so thirty students asking at once cost about one batch, not thirty turns.
+Before that queue, the class's reply cache (lab/reply_cache.py) answers what was already
+asked with exactly the same prompt and weights. Scoring uses llama-cpp-python's own context,
+between rounds (llama.cpp contexts are not thread-safe: the engine's lock guards both).
 
 LoRA adapters are applied per call: `chat(messages, adapter=path)` switches the adapter
 on the loaded model (no reload of the base); cached keys and values computed with other
@@ -17,12 +20,16 @@ import atexit
 import ctypes
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from lab.errors import LabError
 from lab.models import model_info, resolve_model_path
+
+if TYPE_CHECKING:
+    from lab.scheduler import Place
 
 DEFAULT_MAX_TOKENS = 48
 # A reply is one short answer: stop at the end of the turn or at a blank line.
@@ -39,10 +46,29 @@ class Completion:
     completion_tokens: int
     latency_ms: float
     adapter: str | None = None
+    cached: bool = False  # from the class's reply cache: generated earlier, for anyone, identically
+    generated_ms: float | None = None  # what generating it took (the first time, when cached)
 
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / (self.latency_ms / 1000) if self.latency_ms > 0 else 0.0
+
+
+class _Flight:
+    """A reply being generated for one caller that others with the same key wait for."""
+
+    def __init__(self):
+        self._done = threading.Event()
+        self.reply = None
+
+    def land(self, reply) -> None:
+        if not self._done.is_set():
+            self.reply = reply
+            self._done.set()
+
+    def wait(self):
+        self._done.wait()
+        return self.reply
 
 
 class Engine:
@@ -66,11 +92,20 @@ class Engine:
             raise LabError(f"llama.cpp could not load {self.path} ({exc}); "
                            "pass --model PATH to another GGUF file") from exc
         self._lock = threading.Lock()
-        self._waiting = 0
         self._adapters: dict[str, object] = {}  # 'path|size|mtime' -> llama_adapter_lora pointer
         self._applied: str | None = None
         self._decoder = None  # made on the first reply
         self._template = self._chat_formatter()
+        self._model_hash: str | None = None  # the reply cache's name for these weights
+        self._flights: dict[str, "_Flight"] = {}  # reply-cache key -> the generation under way
+        self._flights_lock = threading.Lock()
+        self.use_reply_cache = True
+        from lab.decoder import ROUND_CELLS, ROUND_SEQUENCES, GreedyDecoder
+        from lab.scheduler import Scheduler
+
+        self.scheduler = Scheduler(serve=self._serve_round, model_lock=self._lock,
+                                   fits=lambda requests: GreedyDecoder.round_cells(requests) <= ROUND_CELLS,
+                                   stream=self._stream_to, max_sequences=ROUND_SEQUENCES)
 
     # ---- formatting ------------------------------------------------------------------
 
@@ -102,76 +137,186 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
-    # ---- the lock ----------------------------------------------------------------------
+    # ---- the queue ---------------------------------------------------------------------
 
     @property
     def busy(self) -> bool:
-        """Whether a call is running on the model now."""
-        return self._lock.locked()
+        """Whether the model is working now (a round of replies, or scoring)."""
+        return self._lock.locked() or self.scheduler.busy
 
     @property
     def waiting(self) -> int:
-        """How many calls are queued behind the one running now."""
-        return self._waiting
-
-    def _acquire(self, on_wait: Callable[[], None] | None) -> None:
-        if self._lock.acquire(blocking=False):
-            return
-        self._waiting += 1
-        try:
-            if on_wait is not None:
-                on_wait()  # lets a page say "waiting for the model"
-            self._lock.acquire()
-        finally:
-            self._waiting -= 1
+        """How many requests wait for a round."""
+        return self.scheduler.pending
 
     # ---- generation --------------------------------------------------------------------
 
     def chat(self, messages: Sequence[dict], *, adapter: str | os.PathLike | None = None,
              max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = DEFAULT_STOP,
              on_token: Callable[[str], None] | None = None,
-             on_wait: Callable[[], None] | None = None,
-             stop_when: Callable[[str], bool] | None = None) -> Completion:
+             on_wait: Callable[["Place"], None] | None = None,
+             stop_when: Callable[[str], bool] | None = None, use_cache: bool = True) -> Completion:
         """Answer `messages` greedily. `on_token` receives the text as it streams; `stop_when`
         ends generation early once it returns True for the text so far (an evaluation that
-        has seen the target needs no more tokens: the verdict cannot change)."""
+        has seen the target needs no more tokens: the verdict cannot change). `on_wait(place)`
+        is told where the request stands while other sessions' requests go first."""
         return self._generate([messages], adapter=adapter, max_tokens=max_tokens, stop=stop,
-                              stop_when=[stop_when], on_wait=on_wait, on_token=on_token)[0]
+                              stop_when=[stop_when], on_wait=on_wait, on_token=on_token, use_cache=use_cache)[0]
 
     def chat_many(self, conversations: Sequence[Sequence[dict]], *, adapter: str | os.PathLike | None = None,
                   max_tokens: int = DEFAULT_MAX_TOKENS, stop: Sequence[str] = DEFAULT_STOP,
                   stop_when: Sequence[Callable[[str], bool] | None] | None = None,
-                  on_wait: Callable[[], None] | None = None) -> list[Completion]:
+                  on_wait: Callable[["Place"], None] | None = None, use_cache: bool = True) -> list[Completion]:
         """Greedy replies to many conversations at once: exactly the replies `chat` gives one
         at a time (lab/decoder.py says why), in about half the time. Each Completion's
-        latency_ms is its share of the batch's wall time."""
+        latency_ms is its share of its round's wall time."""
         checks = list(stop_when) if stop_when is not None else [None] * len(conversations)
         if len(checks) != len(conversations):
             raise ValueError(f"stop_when has {len(checks)} entries for {len(conversations)} conversations")
         return self._generate(conversations, adapter=adapter, max_tokens=max_tokens, stop=stop,
-                              stop_when=checks, on_wait=on_wait)
+                              stop_when=checks, on_wait=on_wait, use_cache=use_cache)
 
-    def _generate(self, conversations, *, adapter, max_tokens, stop, stop_when, on_wait, on_token=None):
+    def _generate(self, conversations, *, adapter, max_tokens, stop, stop_when, on_wait, on_token=None,
+                  use_cache=True):
+        from lab import reply_cache
+        from lab.decoder import Request
+
         prompts = [self.format_prompt(m) for m in conversations]
         # Tokenized as llama-cpp-python's create_completion would: special tokens parsed, and
         # a BOS token where the model asks for one.
         tokens = [self._llm.tokenize(p.encode("utf-8"), special=True) for p in prompts]
-        self._acquire(on_wait)
+        requests = [Request(t, max_tokens, tuple(stop), check) for t, check in zip(tokens, stop_when)]
+        decoder = self._decoder_ready()
+        for request in requests:
+            decoder.check(request)  # a prompt too long fails alone, before it joins anyone's round
+        group = self._adapter_group(Path(adapter)) if adapter else (None, None)
+        adapter_name = str(adapter) if adapter else None
+
+        # The class's reply cache first: what was asked identically before is not asked again.
+        cache = reply_cache.shared_cache() if use_cache and self.use_reply_cache and reply_cache.enabled() else None
+        keys: list[str | None] = [None] * len(requests)
+        completions: list[Completion | None] = [None] * len(requests)
+        if cache is not None:
+            adapter_hash = reply_cache.file_hash(group[1]) if adapter else None
+            for i, request in enumerate(requests):
+                described = reply_cache.stop_key(request.stop_when)
+                if described is None:
+                    continue
+                keys[i] = reply_cache.reply_key(model_hash=self.model_hash(), adapter_hash=adapter_hash,
+                                                tokens=request.tokens, max_tokens=max_tokens, stop=stop,
+                                                stop_description=described)
+                started = time.perf_counter()
+                hit = cache.get(keys[i])
+                if hit is not None:
+                    completions[i] = Completion(hit.text.strip(), prompts[i], hit.prompt_tokens, hit.completion_tokens,
+                                                (time.perf_counter() - started) * 1000, adapter_name, cached=True,
+                                                generated_ms=hit.seconds * 1000)
+                    if on_token is not None:
+                        on_token(hit.text)
+        missing = [i for i, c in enumerate(completions) if c is None]
+        # Identical requests already being generated for someone else (thirty students starting
+        # the same wipe test together) are waited for, not generated again.
+        mine, following = self._claim([keys[i] if cache is not None else None for i in missing])
+        mine = [missing[j] for j in mine]
+        following = [(missing[j], flight) for j, flight in following]
+        if on_token is not None and len(requests) == 1:
+            requests[0].on_text = on_token
         try:
-            decoder = self._decoder_locked()
-            key, pointer = self._load_adapter_locked(Path(adapter)) if adapter else (None, None)
-            if decoder.applied != key:
-                if not decoder.set_adapter(pointer):
-                    raise LabError(f"llama.cpp could not apply adapter {adapter}")
-                decoder.applied = key
-            replies = decoder.generate(tokens, max_tokens=max_tokens, stop=stop, stop_when=stop_when,
-                                       on_text=on_token)
+            if mine:
+                ticket = self.scheduler.submit(group, [requests[i] for i in mine])
+                replies = ticket.wait(on_text=(lambda i, piece: on_token(piece)) if on_token else None,
+                                      on_wait=on_wait)
+                for i, reply in zip(mine, replies):
+                    completions[i] = Completion(text=reply.text.strip(), prompt=prompts[i],
+                                                prompt_tokens=reply.prompt_tokens,
+                                                completion_tokens=reply.completion_tokens,
+                                                latency_ms=reply.seconds * 1000, adapter=adapter_name,
+                                                generated_ms=reply.seconds * 1000)
+                    if keys[i] is not None and cache is not None:
+                        cached = reply_cache.CachedReply(reply.text, reply.prompt_tokens, reply.completion_tokens,
+                                                         reply.seconds)
+                        cache.put(keys[i], cached)
+                        self._land(keys[i], cached)
         finally:
-            self._lock.release()
-        return [Completion(text=r.text.strip(), prompt=p, prompt_tokens=r.prompt_tokens,
-                           completion_tokens=r.completion_tokens, latency_ms=r.seconds * 1000,
-                           adapter=str(adapter) if adapter else None)
-                for p, r in zip(prompts, replies)]
+            self._abandon([keys[i] for i in mine if cache is not None and keys[i] is not None])
+        for i, flight in following:
+            started = time.perf_counter()
+            reply = flight.wait()
+            if reply is None:  # its owner gave up (a page rerun): ask for it ourselves
+                completions[i] = self._generate([conversations[i]], adapter=adapter, max_tokens=max_tokens,
+                                                stop=stop, stop_when=[stop_when[i]], on_wait=on_wait,
+                                                on_token=on_token, use_cache=use_cache)[0]
+                continue
+            completions[i] = Completion(reply.text.strip(), prompts[i], reply.prompt_tokens, reply.completion_tokens,
+                                        (time.perf_counter() - started) * 1000, adapter_name, cached=True,
+                                        generated_ms=reply.seconds * 1000)
+            if on_token is not None:
+                on_token(reply.text)
+        return completions
+
+    # ---- requests in flight: the same work, generated once -------------------------------
+
+    def _claim(self, keys: list[str | None]):
+        """Split request positions into those this call generates and those (position,
+        flight) someone else is generating right now."""
+        mine, following = [], []
+        with self._flights_lock:
+            for j, key in enumerate(keys):
+                if key is not None and key in self._flights:
+                    following.append((j, self._flights[key]))
+                else:
+                    if key is not None:
+                        self._flights[key] = _Flight()
+                    mine.append(j)
+        return mine, following
+
+    def _land(self, key: str, reply) -> None:
+        with self._flights_lock:
+            flight = self._flights.pop(key, None)
+        if flight is not None:
+            flight.land(reply)
+
+    def _abandon(self, keys: list[str]) -> None:
+        """Release whatever this call claimed and did not land (an error, an interrupted page)."""
+        for key in keys:
+            self._land(key, None)
+
+    def _serve_round(self, group, requests):
+        """One round for the scheduler, in its worker thread, with the engine's lock held."""
+        decoder = self._decoder_locked()
+        key, path = group
+        pointer = self._load_adapter_locked(path)[1] if path is not None else None
+        if decoder.applied != key:
+            if not decoder.set_adapter(pointer):
+                raise LabError(f"llama.cpp could not apply adapter {path}")
+            decoder.applied = key
+        return decoder.answer(requests)
+
+    @staticmethod
+    def _stream_to(request, push) -> None:
+        request.on_text = push  # called in the worker; the ticket hands it to the asker's thread
+
+    def _decoder_ready(self):
+        if self._decoder is None:
+            with self._lock:
+                return self._decoder_locked()
+        return self._decoder
+
+    def model_hash(self) -> str:
+        """The model file's content hash (the reply cache's name for these weights)."""
+        if self._model_hash is None:
+            from lab.reply_cache import file_hash
+
+            self._model_hash = file_hash(self.path)
+        return self._model_hash
+
+    def _adapter_group(self, path: Path) -> tuple[str, Path]:
+        """The scheduler's group for an adapter file: its version key, after checking the
+        file here, in the asker's thread, so a bad file is the asker's one-line error."""
+        path = path.resolve()
+        self._check_adapter_file(path)
+        stat = path.stat()
+        return f"{path}|{stat.st_size}|{stat.st_mtime_ns}", path
 
     def _decoder_locked(self):
         from lab.decoder import GreedyDecoder
@@ -220,21 +365,28 @@ class Engine:
         with self._lock:
             return self._load_adapter_locked(Path(path))
 
+    _FIX = "retrain it with: python -m lab train --from-memory --name NAME"
+
+    def _check_adapter_file(self, path: Path) -> None:
+        if not path.is_file():
+            raise LabError(f"adapter file not found: {path}; {self._FIX}", in_app=f"The adapter file is missing "
+                           f"({path.name}): delete this adapter on the Learning page and train it again.")
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"GGUF":
+                raise LabError(f"corrupt adapter file (not GGUF): {path}; {self._FIX}", in_app="The adapter file "
+                               "is damaged: delete this adapter on the Learning page and train it again.")
+
     def _load_adapter_locked(self, path: Path):
-        fix = "retrain it with: python -m lab train --from-memory --name NAME"
+        fix = self._FIX
         path = path.resolve()
         if not path.is_file():
-            raise LabError(f"adapter file not found: {path}; {fix}", in_app=f"The adapter file is missing "
-                           f"({path.name}): delete this adapter on the Learning page and train it again.")
+            self._check_adapter_file(path)
         # Keyed by file version too: retraining under the same name replaces the file.
         stat = path.stat()
         key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
         if key in self._adapters:
             return key, self._adapters[key]
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"GGUF":
-                raise LabError(f"corrupt adapter file (not GGUF): {path}; {fix}", in_app="The adapter file is "
-                               "damaged: delete this adapter on the Learning page and train it again.")
+        self._check_adapter_file(path)
         pointer = self._llama_cpp.llama_adapter_lora_init(self._llm._model.model, str(path).encode("utf-8"))
         if not pointer:
             raise LabError(f"corrupt or incompatible adapter file: {path} (llama.cpp refused it; "

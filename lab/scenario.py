@@ -34,6 +34,11 @@ class Probe:
     def matches(self, reply: str) -> bool:
         return target_matches(self.target, reply)
 
+    @property
+    def stop_key(self) -> str:
+        """What `matches` checks, for the reply cache's key (lab/reply_cache.py) when it ends a reply early."""
+        return f"target-regex-i:{self.target}"
+
 
 @dataclass(frozen=True)
 class Item:
@@ -51,6 +56,11 @@ class Item:
 
     def matches(self, reply: str) -> bool:
         return target_matches(self.target, reply)
+
+    @property
+    def stop_key(self) -> str:
+        """What `matches` checks, for the reply cache's key (lab/reply_cache.py) when it ends a reply early."""
+        return f"target-regex-i:{self.target}"
 
 
 @dataclass(frozen=True)

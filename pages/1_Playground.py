@@ -73,6 +73,10 @@ def show_answer(arm: str, result) -> None:
     st.container(key=key(f"reply-{arm}")).markdown(result.answer or "*(empty reply)*")
     st.caption(f"{result.prompt_tokens} prompt tokens · {result.completion_tokens} reply tokens · "
                f"{result.latency_ms:.0f} ms" + (f" (retrieval {result.retrieval_ms:.0f} ms)" if result.hits else ""))
+    if result.cached:
+        st.caption(":material/cached: From the class's reply cache: someone already asked exactly this prompt "
+                   "with these weights. Greedy decoding is deterministic, so generating it again would give "
+                   "the very same reply.")
     if arm in ("memory", "both"):
         if result.hits:
             st.markdown("**Notes put in the prompt**  \n" + "  \n".join(
@@ -113,7 +117,8 @@ if answers is not None:
                     try:
                         answers[arm] = lab.agent.answer(st.session_state[key("asked")], arm, k=settings.k,
                                                         min_score=settings.threshold, on_token=on_token,
-                                                        on_wait=lambda body=body: body.info(ui.WAITING))
+                                                        on_wait=lambda place, body=body: body.info(
+                                                            place.describe(), icon=":material/hourglass_top:"))
                     except LabError as error:
                         answers[arm] = error.app_message
             with body.container():

@@ -106,16 +106,18 @@ def test_concurrent_chats_from_many_threads_match_serial_answers(engine, two_ada
 
 
 def test_a_queued_call_is_told_it_is_waiting(engine):
-    waited = threading.Event()
-    engine._lock.acquire()
+    waited, places = threading.Event(), []
+    engine._lock.acquire()  # the model is busy (scoring, say)
     try:
-        worker = threading.Thread(target=lambda: engine.chat(FRANCE, max_tokens=2, on_wait=waited.set))
+        worker = threading.Thread(target=lambda: engine.chat(FRANCE, max_tokens=2, use_cache=False,
+                                                             on_wait=lambda place: (places.append(place), waited.set())))
         worker.start()
         assert waited.wait(10) and engine.waiting == 1
     finally:
         engine._lock.release()
     worker.join()
     assert engine.waiting == 0
+    assert "Waiting for the shared model" in places[0].describe() and "Yours starts" in places[0].describe()
 
 
 def test_base_model_without_chat_template_gets_a_plain_prompt(engine):
