@@ -14,6 +14,12 @@ added latency splits into retrieval (embedding + search) and prefill.
 
 from __future__ import annotations
 
+import os
+
+# This measures generation itself: the class's reply cache (lab/reply_cache.py) would answer the
+# repeated rounds from disk.
+os.environ.setdefault("LAB_REPLY_CACHE", "0")  # noqa: E402
+
 import argparse
 import statistics
 

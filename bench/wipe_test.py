@@ -12,6 +12,12 @@ step) and padding rows, and the seconds llama.cpp spent on each.
 
 from __future__ import annotations
 
+import os
+
+# This measures generation itself: the class's reply cache (lab/reply_cache.py) would answer the
+# repeated rounds from disk.
+os.environ.setdefault("LAB_REPLY_CACHE", "0")  # noqa: E402
+
 from bench.common import write_results
 from lab.consolidation import consolidate
 from lab.evaluate import table, wipe_test

@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune = space_ops.add_parser("prune", parents=[common],
                                  help="delete the app's browser workspaces unused for DAYS (never a named one)")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    cache = commands.add_parser("cache", parents=[common], help="the class's reply cache: size, or --clear it")
+    cache.add_argument("--clear", action="store_true", help="forget every cached reply (they are generated again)")
     commands.add_parser("check", parents=[common],
                         help="answer one test question in a child process: does llama.cpp work on this machine?")
     return parser
@@ -275,12 +277,18 @@ def cmd_status(session, args):
             "workspace": {"name": session.workspace.name, "path": str(session.workspace.root),
                           "memories": session.memory.count(), "active_adapter": active},
             "llama_cpp": llama_runtime.describe()}
+    from lab.reply_cache import shared_cache
+
+    cache = shared_cache()
+    data["reply_cache"] = {"path": str(cache.path), "entries": len(cache), "max_entries": cache.max_entries}
     text = (f"model:     {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) {info.path}\n"
             f"embedder:  all-MiniLM-L6-v2 {data['embedder']['path']}\n"
             f"workspace: {session.workspace.name} at {session.workspace.root}: "
             f"{data['workspace']['memories']} memories, active adapter: {active or 'none'}\n"
             f"llama.cpp: {data['llama_cpp']['version']}, CPU features "
-            f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}")
+            f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}\n"
+            f"replies:   {data['reply_cache']['entries']} cached for the class (of at most "
+            f"{data['reply_cache']['max_entries']}) in {cache.path}")
     return data, text
 
 
@@ -457,7 +465,21 @@ def cmd_explain(session, args):
 
 HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status}
-SESSIONLESS = {"check": cmd_check, "workspaces": cmd_workspaces}
+def cmd_cache(args):
+    """The reply cache is the class's, not a workspace's: no session."""
+    from lab.reply_cache import shared_cache
+
+    cache = shared_cache()
+    cleared = len(cache) if args.clear else 0
+    if args.clear:
+        cache.clear()
+    data = {"path": str(cache.path), "entries": len(cache), "max_entries": cache.max_entries, "cleared": cleared}
+    text = (f"cleared {cleared} cached replies; " if args.clear else "") + \
+        f"{data['entries']} cached replies (at most {cache.max_entries}) in {cache.path}"
+    return data, text
+
+
+SESSIONLESS = {"check": cmd_check, "workspaces": cmd_workspaces, "cache": cmd_cache}
 
 
 

@@ -45,23 +45,30 @@ def _share(results: list[_Asked]) -> float | None:
 def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None,
                   k: int | None = None, min_score: float | None = None, logprob: bool = False,
                   reply_cache: dict | None = None,
-                  on_arm: Callable[[str, dict | None], None] | None = None) -> dict[str, dict]:
+                  on_arm: Callable[[str, dict | None], None] | None = None,
+                  tally: dict | None = None, on_wait: Callable | None = None) -> dict[str, dict]:
     """Metrics for each arm on the scenario, with the workspace memory as it is now.
     `on_arm(arm, None)` is called as an arm starts and `on_arm(arm, metrics)` once it is
-    measured, so a page can draw each arm's bars while the next one runs."""
+    measured, so a page can draw each arm's bars while the next one runs. `tally` counts the
+    replies asked and those the class's reply cache gave ("asked", "from_cache")."""
     from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
 
     agent = session.agent
     cache = reply_cache if reply_cache is not None else {}
     options = dict(k=k or DEFAULT_K, min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
                    adapter_file=adapter_file, reply_cache=cache, max_tokens=EVAL_MAX_TOKENS)
+    queue_options = dict(on_wait=on_wait) if on_wait else {}  # told its place while others' requests go first
 
     def ask_all(pairs, arm: str) -> list[_Asked]:
         """(question, matcher) pairs answered together by one arm (batched decoding)."""
         if not pairs:
             return []
         # Stop each reply as soon as its target shows: a later token cannot undo a match.
-        answers = agent.answer_many([q for q, _ in pairs], arm, stop_when=[m for _, m in pairs], **options)
+        answers = agent.answer_many([q for q, _ in pairs], arm, stop_when=[m for _, m in pairs], **options,
+                                    **queue_options)
+        if tally is not None:
+            tally["asked"] = tally.get("asked", 0) + len(answers)
+            tally["from_cache"] = tally.get("from_cache", 0) + sum(a.cached for a in answers)
         return [_Asked(bool(m(a.answer)), a.prompt_tokens, a.latency_ms) for (_, m), a in zip(pairs, answers)]
 
     # Which locality questions the base model gets right: the others cannot be "kept".
@@ -130,7 +137,8 @@ def memory_given_back(session):
 
 
 def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | None = None,
-              on_progress: Callable[[str, str, dict | None], None] | None = None) -> dict:
+              on_progress: Callable[[str, str, dict | None], None] | None = None,
+              on_wait: Callable | None = None) -> dict:
     """Evaluate, wipe the memory, evaluate again; then give the user's memory back.
     Training is not part of it (or of `seconds`). `on_progress(phase, arm, metrics)`, with
     phase "before" or "after", reports each arm as it starts (metrics None) and ends."""
@@ -142,13 +150,17 @@ def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | No
     with memory_given_back(session):
         remember_scenario(session, scenario)
         cache: dict = {}
+        tally: dict = {}
         before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
-                               on_arm=reporter("before"))
+                               on_arm=reporter("before"), tally=tally, on_wait=on_wait)
         session.memory.wipe()
         after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
-                              on_arm=reporter("after"))
+                              on_arm=reporter("after"), tally=tally, on_wait=on_wait)
+    # "replies": how many answers the test read, and how many of them the class's reply cache
+    # gave (someone ran the same test with the same weights before: the same replies, instantly).
     return {"scenario": scenario.name, "before": before, "after": after,
-            "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2)}
+            "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2),
+            "replies": {"asked": tally.get("asked", 0), "from_cache": tally.get("from_cache", 0)}}
 
 
 def survivors(before: dict, after: dict, tolerance: float = 0.05) -> dict[str, dict[str, bool | None]]:

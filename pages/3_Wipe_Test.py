@@ -121,8 +121,10 @@ if st.button("Run the wipe test", type="primary", disabled=not ready, key=key("r
 
     with st.status("Running the wipe test…", expanded=True) as status:
         bar = st.progress(0.0)
+        waiting = st.empty()  # where this test stands while other students' requests go first
 
         def on_progress(phase, arm, metrics):
+            waiting.empty()
             done = len(partial["before"]) + len(partial["after"])
             if metrics is None:
                 where = "with the corrections in memory" if phase == "before" else "after wiping the memory"
@@ -134,7 +136,8 @@ if st.button("Run the wipe test", type="primary", disabled=not ready, key=key("r
                 draw_charts(partial["before"], partial["after"], f"live{done}")
 
         try:
-            report = wipe_test(lab, scenario, arms, on_progress=on_progress)
+            report = wipe_test(lab, scenario, arms, on_progress=on_progress,
+                               on_wait=lambda place: waiting.info(place.describe(), icon=":material/hourglass_top:"))
             st.session_state[key("report")] = report
             st.session_state[key("prediction")] = dict(prediction)
             st.session_state[key("adapter")] = ({"name": active.name, "source": active.meta.get("source")}
@@ -174,6 +177,12 @@ if report and report["scenario"] == scenario.name:
                "questions the base got right, still right · reverse: the fact asked backwards · adherence: "
                f"held-out questions for a behaviour. {report['seconds']:.0f} s, training excluded. "
                "Your memory has been given back.")
+    replies = report.get("replies") or {}
+    if replies.get("from_cache"):
+        st.caption(f":material/cached: {replies['from_cache']} of {replies['asked']} replies came from the class's "
+                   "reply cache: someone had already asked exactly these prompts with these weights, and greedy "
+                   "decoding gives the same reply every time, so the lab reused them instead of generating them "
+                   "again. The verdicts are the same either way.")
     if not teacher:
         with st.expander("raw report (JSON)"):
             st.json(report)

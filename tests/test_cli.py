@@ -113,3 +113,15 @@ def test_status_and_help(tmp_path):
     status = lab_json("status", home=tmp_path)
     assert status["model"]["architecture"] == "llama" and status["workspace"]["name"] == "default"
     assert "ask" in lab("--help", home=tmp_path).stdout
+
+
+def test_a_second_process_gets_the_first_ones_reply_from_the_class_cache(tmp_path):
+    question = "What is the capital of Norway?"
+    first = lab_json("ask", question, home=tmp_path)
+    assert lab_json("cache", home=tmp_path)["entries"] == 1
+    second = json.loads(lab("ask", question, "--json", "--show-prompt", home=tmp_path).stdout)
+    assert second["answer"] == first["answer"] and second["cached"] is True
+    assert lab_json("status", home=tmp_path)["reply_cache"]["entries"] == 1
+    cleared = lab_json("cache", "--clear", home=tmp_path)
+    assert cleared["cleared"] == 1 and cleared["entries"] == 0
+    assert json.loads(lab("ask", question, "--json", "--show-prompt", home=tmp_path).stdout)["cached"] is False

@@ -108,3 +108,28 @@ def test_a_damaged_cache_file_costs_no_answer(engine):
     cache.path.write_bytes(b"\x00garbage" * 512)
     assert engine.chat(REFUND).text == expected
     assert engine.chat(REFUND).cached  # rebuilt, and working again
+
+
+def test_the_same_wipe_test_in_another_workspace_is_computed_once(engine):
+    from lab.evaluate import wipe_test
+    from lab.scenario import load_scenario
+    from lab.session import LabSession
+
+    scenario = load_scenario("acme")
+    first, second = LabSession.open("student-a"), LabSession.open("student-b")
+    second.memory.add("Student B's own note stays theirs.")
+    try:
+        one = wipe_test(first, scenario, ["base", "memory"])
+        two = wipe_test(second, scenario, ["base", "memory"])
+    finally:
+        first.close()
+        kept = [m.text for m in second.memory.list()]
+        second.close()
+    assert one["replies"]["from_cache"] == 0 and one["replies"]["asked"] > 0
+    assert two["replies"] == {"asked": one["replies"]["asked"], "from_cache": one["replies"]["asked"]}
+    assert two["survived"] == one["survived"]
+    for phase in ("before", "after"):  # every verdict the same (latency is what differs)
+        for arm in ("base", "memory"):
+            for metric in ("reliability", "generalization", "locality", "reverse", "adherence", "prompt_tokens"):
+                assert two[phase][arm][metric] == one[phase][arm][metric]
+    assert kept == ["Student B's own note stays theirs."]

@@ -1,0 +1,300 @@
+"""A class at once: 10 and 30 simulated students on one machine, through the real stack.
+
+Each student is a thread with its own workspace (LabSession.open), as a browser session is
+in the app. Four experiments:
+
+1. burst     every student asks its question on the base arm and then on the memory arm
+             (one remembered fact each), all at once, with the reply cache off, so only
+             the scheduler is measured. Against (a) the same prompts as one `chat_many`
+             batch and (b) the lock as it was: one generation at a time, in turn.
+2. journey   every student does the lesson at once, with the reply cache on (a real
+             class): ask on all four arms (the learned arms use the acme adapter),
+             remember a correction, ask again, run the acme wipe test. p50/p95 per step,
+             the class's wall time, and one student's wipe test alone, on a cold cache.
+3. process   a second process runs the same wipe test on another workspace after the class.
+4. lone      one student's single question (never cached) during a 30-student burst and
+             during a training, p95.
+
+    python -m bench.classroom [--students 10,30] [--skip-lock]
+
+Writes bench/results/classroom.json; the README's "A class at once" table quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def spread(values: list[float]) -> dict:
+    return {"p50_s": round(pct(values, 50), 2), "p95_s": round(pct(values, 95), 2),
+            "max_s": round(max(values), 2), "n": len(values)}
+
+
+def run_threads(n: int, work) -> tuple[float, list]:
+    """Start n threads on work(i) at once; the class's wall time and each one's result."""
+    results: list = [None] * n
+    errors: list = []
+    start = threading.Barrier(n + 1)
+
+    def student(i):
+        try:
+            start.wait()
+            results[i] = work(i)
+        except Exception as exc:  # a failure must not pass silently as a fast run
+            errors.append(exc)
+
+    threads = [threading.Thread(target=student, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return wall, results
+
+
+def students(n: int, tag: str, scenario):
+    """n sessions, each remembering one of the scenario's corrections and asking its question."""
+    from lab.session import LabSession
+
+    sessions = []
+    for i in range(n):
+        item = scenario.items[i % len(scenario.items)]
+        session = LabSession.open(f"{tag}-{i}")
+        session.memory.wipe()
+        session.memory.add(item.correction_text, question=item.question, answer=item.answer)
+        sessions.append((session, item))
+    return sessions
+
+
+def burst(engine, scenario, n: int, *, lock_too: bool) -> dict:
+    """Experiment 1: base then memory, all at once; the reply cache off."""
+    engine.use_reply_cache = False
+    class_ = students(n, f"burst{n}", scenario)
+
+    def asks(i, guard=None):
+        session, item = class_[i]
+        took = []
+        for arm in ("base", "memory"):
+            began = time.perf_counter()
+            if guard is None:
+                session.agent.answer(item.question, arm)
+            else:
+                with guard:  # the lock as it was: one generation at a time
+                    session.agent.answer(item.question, arm)
+            took.append(time.perf_counter() - began)
+        return took, sum(took)
+
+    result = {}
+    wall, per_student = run_threads(n, asks)
+    result["scheduler"] = {"class_wall_s": round(wall, 2), **spread([total for _, total in per_student]),
+                           "rounds": engine.scheduler.rounds}
+    if lock_too:
+        guard = threading.Lock()
+        wall, per_student = run_threads(n, lambda i: asks(i, guard))
+        result["lock"] = {"class_wall_s": round(wall, 2), **spread([total for _, total in per_student])}
+    prepared = [s.agent.prepare(item.question, arm) for s, item in class_ for arm in ("base", "memory")]
+    began = time.perf_counter()
+    engine.chat_many([p.messages for p in prepared], use_cache=False)
+    result["one_batch_s"] = round(time.perf_counter() - began, 2)
+    result["wall_vs_batch"] = round(result["scheduler"]["class_wall_s"] / result["one_batch_s"], 2)
+    if lock_too:
+        result["lock_vs_batch"] = round(result["lock"]["class_wall_s"] / result["one_batch_s"], 2)
+    for session, _ in class_:
+        session.close()
+    engine.use_reply_cache = True
+    return result
+
+
+def journey(engine, scenario, n: int, adapter_dir: Path) -> dict:
+    """Experiment 2: the whole lesson at once, with the reply cache on."""
+    from lab.agent import ARMS
+    from lab.evaluate import wipe_test
+
+    class_ = students(n, f"journey{n}", scenario)
+    for session, _ in class_:
+        target = session.adapters.directory / "acme"
+        shutil.copytree(adapter_dir, target, dirs_exist_ok=True)
+        session.adapters.activate("acme")
+        session.memory.wipe()
+
+    def lesson(i):
+        session, item = class_[i]
+        steps = {}
+        began = time.perf_counter()
+        for arm in ARMS:
+            session.agent.answer(item.question, arm)
+        steps["ask"] = time.perf_counter() - began
+        began = time.perf_counter()
+        session.memory.add(item.correction_text, question=item.question, answer=item.answer)
+        steps["remember"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for arm in ARMS:
+            session.agent.answer(item.question, arm)
+        steps["ask_again"] = time.perf_counter() - began
+        began = time.perf_counter()
+        wipe_test(session, scenario)
+        steps["wipe_test"] = time.perf_counter() - began
+        return steps
+
+    wall, per_student = run_threads(n, lesson)
+    report = {"class_wall_s": round(wall, 2)}
+    for step in ("ask", "remember", "ask_again", "wipe_test"):
+        report[step] = spread([s[step] for s in per_student])
+    for session, _ in class_:
+        session.close()
+    return report
+
+
+def one_wipe_test(engine, scenario, adapter_dir: Path, name: str) -> float:
+    """One student's acme wipe test alone, on a cold reply cache (the reference for 30 at once)."""
+    from lab.evaluate import wipe_test
+    from lab.session import LabSession
+
+    session = LabSession.open(name)
+    shutil.copytree(adapter_dir, session.adapters.directory / "acme", dirs_exist_ok=True)
+    session.adapters.activate("acme")
+    began = time.perf_counter()
+    wipe_test(session, scenario)
+    seconds = time.perf_counter() - began
+    session.close()
+    return seconds
+
+
+def second_process(home: Path, adapter_dir: Path) -> dict:
+    """Experiment 3: another process, another workspace, the same wipe test."""
+    from lab.workspace import Workspace
+
+    workspace = Workspace.open("second-process", root=home)
+    shutil.copytree(adapter_dir, workspace.adapters_dir / "acme", dirs_exist_ok=True)
+    (workspace.adapters_dir / "active.json").write_text(json.dumps({"active": "acme"}))
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lab", "wipe-test", "--scenario", "acme", "--adapter", "acme",
+                           "--workspace", "second-process", "--json"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "LAB_HOME": str(home)})
+    wall = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-500:])
+    report = json.loads(done.stdout)
+    return {"wipe_test_s": report["seconds"], "process_wall_s": round(wall, 2)}
+
+
+def lone_question(engine, scenario, background, label: str, count: int = 12) -> dict:
+    """Experiment 4: a student's single, never-cached question while `background` runs."""
+    from lab import prompting
+
+    stop = threading.Event()
+    runner = threading.Thread(target=lambda: background(stop))
+    runner.start()
+    took = []
+    try:
+        time.sleep(2.0)
+        for n in range(count):
+            began = time.perf_counter()
+            engine.chat(prompting.question_messages(f"In one sentence, what is special about the number {n}?"),
+                        use_cache=False)
+            took.append(time.perf_counter() - began)
+            if not runner.is_alive():
+                break
+    finally:
+        stop.set()
+        runner.join()
+    return {"during": label, **spread(took)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", default="10,30")
+    parser.add_argument("--skip-lock", action="store_true", help="leave out the one-at-a-time baseline")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.students.split(",")]
+
+    home = Path(tempfile.mkdtemp(prefix="lab-classroom-"))
+    os.environ["LAB_HOME"] = str(home)
+    sys.path.insert(0, str(ROOT))
+    from bench.common import write_results
+    from lab.consolidation import consolidate
+    from lab.engine import get_engine
+    from lab.learning import TrainingConfig
+    from lab.scenario import load_scenario
+    from lab.session import LabSession
+
+    engine = get_engine()
+    scenario = load_scenario("acme")
+    teacher = LabSession.open("teacher")
+    began = time.perf_counter()
+    consolidate(teacher, name="acme", scenario=scenario, config=TrainingConfig())
+    training_s = time.perf_counter() - began
+    adapter_dir = teacher.adapters.get("acme").path.parent
+    print(f"trained the acme adapter in {training_s:.0f} s")
+
+    results = {"students": sizes, "training_s": round(training_s, 1), "burst": {}, "journey": {}}
+    for n in sizes:
+        results["burst"][str(n)] = burst(engine, scenario, n, lock_too=not args.skip_lock)
+        print(f"burst {n}: {results['burst'][str(n)]}")
+
+    # The wipe test alone on a cold cache, then the class on a cold cache of its own.
+    from lab import reply_cache
+
+    reply_cache.shared_cache().clear()
+    results["one_wipe_test_s"] = round(one_wipe_test(engine, scenario, adapter_dir, "alone"), 2)
+    print(f"one wipe test alone: {results['one_wipe_test_s']} s")
+    for n in sizes:
+        reply_cache.shared_cache().clear()
+        results["journey"][str(n)] = journey(engine, scenario, n, adapter_dir)
+        results["journey"][str(n)]["wipe_wall_vs_one"] = round(
+            results["journey"][str(n)]["wipe_test"]["max_s"] / results["one_wipe_test_s"], 2)
+        print(f"journey {n}: {results['journey'][str(n)]}")
+    results["second_process"] = second_process(home, adapter_dir)
+    print(f"second process: {results['second_process']}")
+
+    biggest = max(sizes)
+    class_ = students(biggest, "lone-burst", scenario)
+
+    def class_asking(stop):
+        def asks(i):
+            session, item = class_[i]
+            while not stop.is_set():
+                session.agent.answer(item.question + " Explain.", "base", max_tokens=48)
+        engine.use_reply_cache = False
+        run_threads(biggest, asks)
+
+    def training(stop):
+        from lab.jobs import TrainingJob
+
+        job = TrainingJob(teacher, name="background", scenario=scenario, config=TrainingConfig(steps=40)).start()
+        while not job.finished and not stop.is_set():
+            time.sleep(0.2)
+        job.cancel()
+        job.wait()
+
+    results["lone_question"] = [lone_question(engine, scenario, class_asking, f"a {biggest}-student burst"),
+                                lone_question(engine, scenario, training, "a training")]
+    engine.use_reply_cache = True
+    print(f"lone question: {results['lone_question']}")
+    write_results("classroom", results)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
