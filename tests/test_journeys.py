@@ -87,6 +87,9 @@ def test_the_five_minute_demo_without_a_terminal(server, browser, lab_home):
     assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
     click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
     assert "45 days" in arm_text(page, "memory") and "45" not in arm_text(page, "base")
+    # The base arm's prompt and weights are what they were: its reply comes from the class's cache, and says so.
+    assert "reply cache" in page.locator(".st-key-playground-arm-base").inner_text()
+    assert "reply cache" not in page.locator(".st-key-playground-arm-memory").inner_text()
     shot(page, "journey-2-fixed")
 
     # Wipe Test: train the learned arm from the page, predict, run, reveal.
