@@ -194,29 +194,21 @@ class Engine:
 
         # The class's reply cache first: what was asked identically before is not asked again.
         cache = reply_cache.shared_cache() if use_cache and self.use_reply_cache and reply_cache.enabled() else None
-        keys: list[str | None] = [None] * len(requests)
+        keys = self._cache_keys(requests, group[1]) if cache is not None else [None] * len(requests)
         completions: list[Completion | None] = [None] * len(requests)
-        if cache is not None:
-            adapter_hash = reply_cache.file_hash(group[1]) if adapter else None
-            for i, request in enumerate(requests):
-                described = reply_cache.stop_key(request.stop_when)
-                if described is None:
-                    continue
-                keys[i] = reply_cache.reply_key(model_hash=self.model_hash(), adapter_hash=adapter_hash,
-                                                tokens=request.tokens, max_tokens=max_tokens, stop=stop,
-                                                stop_description=described)
-                started = time.perf_counter()
-                hit = cache.get(keys[i])
-                if hit is not None:
-                    completions[i] = Completion(hit.text.strip(), prompts[i], hit.prompt_tokens, hit.completion_tokens,
-                                                (time.perf_counter() - started) * 1000, adapter_name, cached=True,
-                                                generated_ms=hit.seconds * 1000)
-                    if on_token is not None:
-                        on_token(hit.text)
+        for i, key in enumerate(keys):
+            started = time.perf_counter()
+            hit = cache.get(key) if key is not None else None
+            if hit is not None:
+                completions[i] = Completion(hit.text.strip(), prompts[i], hit.prompt_tokens, hit.completion_tokens,
+                                            (time.perf_counter() - started) * 1000, adapter_name, cached=True,
+                                            generated_ms=hit.seconds * 1000)
+                if on_token is not None:
+                    on_token(hit.text)
         missing = [i for i, c in enumerate(completions) if c is None]
         # Identical requests already being generated for someone else (thirty students starting
         # the same wipe test together) are waited for, not generated again.
-        mine, following = self._claim([keys[i] if cache is not None else None for i in missing])
+        mine, following = self._claim([keys[i] for i in missing])
         mine = [missing[j] for j in mine]
         following = [(missing[j], flight) for j, flight in following]
         if on_token is not None and len(requests) == 1:
@@ -238,7 +230,7 @@ class Engine:
                         cache.put(keys[i], cached)
                         self._land(keys[i], cached)
         finally:
-            self._abandon([keys[i] for i in mine if cache is not None and keys[i] is not None])
+            self._abandon([keys[i] for i in mine if keys[i] is not None])
         for i, flight in following:
             started = time.perf_counter()
             reply = flight.wait()
@@ -253,6 +245,19 @@ class Engine:
             if on_token is not None:
                 on_token(reply.text)
         return completions
+
+    def _cache_keys(self, requests, adapter_path: Path | None) -> list[str | None]:
+        """Each request's reply-cache key (None: its early stop cannot be described)."""
+        from lab import reply_cache
+
+        adapter_hash = reply_cache.file_hash(adapter_path) if adapter_path is not None else None
+        keys = []
+        for request in requests:
+            described = reply_cache.stop_key(request.stop_when)
+            keys.append(None if described is None else reply_cache.reply_key(
+                model_hash=self.model_hash(), adapter_hash=adapter_hash, tokens=request.tokens,
+                max_tokens=request.max_tokens, stop=request.stop, stop_description=described))
+        return keys
 
     # ---- requests in flight: the same work, generated once -------------------------------
 
