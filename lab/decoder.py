@@ -85,6 +85,7 @@ class _Sequence:
     done: bool = False
     cached: int = 0  # its tokens (prompt, then reply) whose keys and values are in the cache
     multibyte_wait: int = 0  # tokens still to come before a split UTF-8 character is whole
+    seconds: float = 0.0  # from the start of its round to its last token
 
 
 def kv_bytes_per_token(metadata: dict) -> int:
@@ -132,6 +133,8 @@ class GreedyDecoder:
         # there: the next lone prompt reuses the beginning it shares (the system prompt, at least).
         self._kept: list[int] = []
         self._adapted = False
+        self._round_started = 0.0
+        self._on_reply = None  # hears each reply as its sequence finishes (serve_round)
         self.applied = None  # the adapter key in effect, kept by the engine
         # Rows evaluated and seconds spent, by kind (prompt, reply, padding): bench/ reads them.
         self.spent: Counter = Counter()
@@ -191,6 +194,23 @@ class GreedyDecoder:
                 replies[seq.index] = Reply(seq.text, len(seq.prompt), len(seq.generated), share)
         return replies  # type: ignore[return-value]
 
+    def serve_round(self, requests: Sequence[Request], *,
+                    admit: Callable[[int, int], list[Request]] | None = None,
+                    on_reply: Callable[[int, Reply], None] | None = None) -> list[Reply]:
+        """One round for the scheduler: `requests` (which it made fit in ROUND_CELLS), and,
+        between steps, whatever `admit(cells_left, slots_left)` hands in (requests that
+        arrived meanwhile join at once instead of waiting for the round to end).
+        `on_reply(k, reply)` hears each reply as soon as its sequence finishes; k numbers
+        the requests in the order they joined. Returns every reply, in that order."""
+        for request in requests:
+            self.check(request)
+        sequences = [_Sequence(i, list(r.tokens), r.stop_when, r.max_tokens, tuple(r.stop), r.on_text)
+                     for i, r in enumerate(requests)]
+        group = sorted(sequences, key=lambda s: s.prompt)
+        self._run_round(group, admit=admit, on_reply=on_reply)
+        return [Reply(seq.text, len(seq.prompt), len(seq.generated), seq.seconds)
+                for seq in sorted(group, key=lambda s: s.index)]
+
     # ---- rounds ------------------------------------------------------------------------
 
     @staticmethod
@@ -220,19 +240,42 @@ class GreedyDecoder:
         if group:
             yield group
 
-    def _run_round(self, group: list[_Sequence]) -> None:
+    def _run_round(self, group: list[_Sequence], *, admit=None, on_reply=None) -> None:
         reuse = _common_prefix(self._kept, group[0].prompt[:-1]) if len(group) == 1 else 0
         if reuse:
             self._L.llama_memory_seq_rm(self._memory, 0, reuse, -1)
         else:
             self._L.llama_memory_clear(self._memory, True)
         self._kept, self._padding_pos, self._cells = [], 0, reuse
+        self._round_started, self._on_reply = time.perf_counter(), on_reply
         group[0].cached = reuse
-        # 1. The trie, in depth-first order: sequence j's new tokens start where it stops
-        # sharing with j-1, and a node belongs to every later sequence that shares it.
-        shared = [reuse] + [_common_prefix(group[j - 1].prompt, group[j].prompt) for j in range(1, len(group))]
-        nodes = []  # (token, position, sequence ids, the sequences whose prompt ends here)
-        for j, seq in enumerate(group):
+        self._decode_rows(self._trie(group, 0, reuse), group, kind="prompt")
+        admitted = False
+        # 2. One token per unfinished sequence per step.
+        while True:
+            if admit is not None and len(group) < ROUND_SEQUENCES:
+                joined = self._admit(group, admit)
+                admitted = admitted or bool(joined)
+            active = [j for j, seq in enumerate(group) if not seq.done]
+            if not active:
+                if len(group) == 1 and self._padding_pos == 0 and not admitted:
+                    seq = group[0]
+                    self._kept = (seq.prompt + seq.generated)[:seq.cached]
+                self._on_reply = None
+                return
+            rows = [(group[j].generated[-1], len(group[j].prompt) + len(group[j].generated) - 1, (j,), [j])
+                    for j in active]
+            self._decode_rows(rows, group, kind="reply")
+
+    def _trie(self, group: list[_Sequence], first: int, reuse: int = 0) -> list:
+        """The prompt rows of group[first:], in depth-first trie order: sequence j's new tokens
+        start where it stops sharing with j-1, and a node belongs to every later sequence that
+        shares it. (Rows: token, position, sequence ids, the sequences whose prompt ends there.)"""
+        members = range(first, len(group))
+        shared = {first: reuse, **{j: _common_prefix(group[j - 1].prompt, group[j].prompt) for j in members[1:]}}
+        nodes = []
+        for j in members:
+            seq = group[j]
             for pos in range(shared[j], len(seq.prompt)):
                 last = j
                 while last + 1 < len(group) and shared[last + 1] > pos:
@@ -240,18 +283,28 @@ class GreedyDecoder:
                 # Identical prompts end at the same node and read the same logits.
                 owners = [m for m in range(j, last + 1) if len(group[m].prompt) == pos + 1]
                 nodes.append((seq.prompt[pos], pos, range(j, last + 1), owners))
-        self._decode_rows(nodes, group, kind="prompt")
-        # 2. One token per unfinished sequence per step.
-        while True:
-            active = [j for j, seq in enumerate(group) if not seq.done]
-            if not active:
-                if len(group) == 1 and self._padding_pos == 0:
-                    seq = group[0]
-                    self._kept = (seq.prompt + seq.generated)[:seq.cached]
-                return
-            rows = [(group[j].generated[-1], len(group[j].prompt) + len(group[j].generated) - 1, (j,), [j])
-                    for j in active]
-            self._decode_rows(rows, group, kind="reply")
+        return nodes
+
+    def _admit(self, group: list[_Sequence], admit) -> int:
+        """Let requests that arrived during the round join it, within its cells: each running
+        sequence keeps room for the rest of its reply. Their prompts get cells of their own
+        after everyone else's (a row sees only its own sequence's cells, in order, so sharing
+        the round changes none of its numbers)."""
+        promised = sum(seq.max_tokens - len(seq.generated) for seq in group if not seq.done)
+        cells_left = ROUND_CELLS - self._cells - promised - _SPARE_CELLS
+        if cells_left <= 0:
+            return 0
+        requests = admit(cells_left, ROUND_SEQUENCES - len(group))
+        if not requests:
+            return 0
+        first = len(group)
+        newcomers = sorted((_Sequence(first + n, list(r.tokens), r.stop_when, r.max_tokens, tuple(r.stop), r.on_text)
+                            for n, r in enumerate(requests)), key=lambda s: s.prompt)
+        for request in requests:
+            self.check(request)
+        group.extend(newcomers)
+        self._decode_rows(self._trie(group, first), group, kind="prompt")
+        return len(newcomers)
 
     def _decode_rows(self, rows, group, kind: str) -> None:
         """Evaluate rows (token, position, sequence ids, owners) in micro-batches; each owner
@@ -332,6 +385,9 @@ class GreedyDecoder:
     def _finish(self, seq: _Sequence) -> None:
         seq.done = True
         self._stream(seq, len(seq.text))
+        seq.seconds = time.perf_counter() - self._round_started
+        if self._on_reply is not None:
+            self._on_reply(seq.index, Reply(seq.text, len(seq.prompt), len(seq.generated), seq.seconds))
 
     @staticmethod
     def _stream(seq: _Sequence, upto: int) -> None:

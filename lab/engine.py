@@ -103,9 +103,8 @@ class Engine:
         from lab.decoder import ROUND_CELLS, ROUND_SEQUENCES, GreedyDecoder
         from lab.scheduler import Scheduler
 
-        self.scheduler = Scheduler(serve=self._serve_round, model_lock=self._lock,
-                                   fits=lambda requests: GreedyDecoder.round_cells(requests) <= ROUND_CELLS,
-                                   stream=self._stream_to, max_sequences=ROUND_SEQUENCES)
+        self.scheduler = Scheduler(serve=self._serve_round, cost=GreedyDecoder.round_cells, capacity=ROUND_CELLS,
+                                   stream=self._stream_to, max_sequences=ROUND_SEQUENCES, model_lock=self._lock)
 
     # ---- formatting ------------------------------------------------------------------
 
@@ -215,14 +214,18 @@ class Engine:
             requests[0].on_text = on_token
         try:
             if mine:
+                started = time.perf_counter()
                 ticket = self.scheduler.submit(group, [requests[i] for i in mine])
                 replies = ticket.wait(on_text=(lambda i, piece: on_token(piece)) if on_token else None,
                                       on_wait=on_wait)
+                # A question's latency is what its asker waited, queue included; a batch's is each
+                # reply's share of that wait.
+                share_ms = (time.perf_counter() - started) * 1000 / len(mine)
                 for i, reply in zip(mine, replies):
                     completions[i] = Completion(text=reply.text.strip(), prompt=prompts[i],
                                                 prompt_tokens=reply.prompt_tokens,
                                                 completion_tokens=reply.completion_tokens,
-                                                latency_ms=reply.seconds * 1000, adapter=adapter_name,
+                                                latency_ms=share_ms, adapter=adapter_name,
                                                 generated_ms=reply.seconds * 1000)
                     if keys[i] is not None and cache is not None:
                         cached = reply_cache.CachedReply(reply.text, reply.prompt_tokens, reply.completion_tokens,
@@ -286,7 +289,7 @@ class Engine:
         for key in keys:
             self._land(key, None)
 
-    def _serve_round(self, group, requests):
+    def _serve_round(self, group, requests, *, admit=None, on_reply=None):
         """One round for the scheduler, in its worker thread, with the engine's lock held."""
         decoder = self._decoder_locked()
         key, path = group
@@ -295,7 +298,7 @@ class Engine:
             if not decoder.set_adapter(pointer):
                 raise LabError(f"llama.cpp could not apply adapter {path}")
             decoder.applied = key
-        return decoder.answer(requests)
+        return decoder.serve_round(requests, admit=admit, on_reply=on_reply)
 
     @staticmethod
     def _stream_to(request, push) -> None:

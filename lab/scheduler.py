@@ -15,11 +15,14 @@ whatever else shares its round, so batching other students' requests changes not
   instead of queueing behind the eighty.
 - A round is capped (decoder.ROUND_CELLS cells, ROUND_SEQUENCES sequences), so it lasts a
   second or two: a request waits about one round per group ahead of it, never a whole
-  evaluation.
+  evaluation. Requests of the running round's adapter that arrive while it runs join it
+  between two steps, while it has room and no other adapter is waiting (a class's burst
+  rarely arrives in the same millisecond), and each reply goes back the moment its own
+  sequence ends, not when the round's longest does.
 - Streaming: the worker hands each piece of text to the asker's own thread through the
   ticket, because a Streamlit page can only draw from the thread that runs it.
 
-    scheduler = Scheduler(serve=engine._serve_round, fits=...)
+    scheduler = Scheduler(serve=engine._serve_round, cost=GreedyDecoder.round_cells, capacity=ROUND_CELLS)
     ticket = scheduler.submit(group, requests)
     replies = ticket.wait(on_text=..., on_wait=lambda place: print(place.describe()))
 """
@@ -103,29 +106,33 @@ class Ticket:
 class Scheduler:
     """A queue of tickets served by one worker thread, in rounds of one group each.
 
-    `serve(group, requests) -> replies` runs one round on the model (the caller's lock
-    and adapter switching inside); `fits(requests) -> bool` says whether requests still
-    make one round. `stream(request, push)` attaches a per-request text callback."""
+    `serve(group, requests, admit=, on_reply=) -> replies` runs one round on the model
+    (adapter switching inside); it may call `admit(cells, slots)` between steps for more
+    requests of the group, and `on_reply(k, reply)` as each finishes. `cost(requests)` is
+    what requests occupy in a round, at most `capacity`. `stream(request, push)` attaches
+    a per-request text callback."""
 
-    def __init__(self, serve: Callable[[Hashable, list], list], fits: Callable[[list], bool],
+    def __init__(self, serve: Callable[..., list], cost: Callable[[list], int], capacity: int,
                  stream: Callable[[object, Callable[[str], None]], object] | None = None,
                  max_sequences: int = 63, model_lock: threading.Lock | None = None):
         self._serve = serve
-        # Held around each round: whatever else uses the model (scoring) goes between rounds,
-        # and requests arriving meanwhile still join the round that follows.
+        # Held around each round: whatever else uses the model (scoring) goes between rounds.
         self._model_lock = model_lock or threading.Lock()
-        self._fits = fits
+        self._cost = cost  # what requests occupy in a round (decoder cells)
+        self._capacity = capacity
         self._stream = stream
         self._max_sequences = max_sequences
         self._cond = threading.Condition()
         self._tickets: list[Ticket] = []  # waiting or partly served, in submission order
         self._served_at: dict = {}  # group -> the round number it was last served in
-        self._running: list[tuple[Ticket, int]] | None = None  # the round in progress
+        self._running: list[tuple[Ticket, int]] | None = None  # the round in progress, in joining order
+        self._delivered: set[int] = set()  # positions in _running whose reply is in
         self._round_s = 1.0  # recent seconds per round (an exponential average)
         self._round_size = 8.0  # recent requests per round (likewise)
         self._worker: threading.Thread | None = None
         self.rounds = 0  # served so far (bench/ and tests read it)
         self.largest_round = 0
+        self.joined_late = 0  # requests that joined a round already running
 
     # ---- the askers' side ----------------------------------------------------------------
 
@@ -196,38 +203,59 @@ class Scheduler:
                     if not self._has_work():  # withdrawn meanwhile
                         continue
                     group = self._next_group()
-                    chosen = self._take(group)
-                    self._running = chosen
+                    self._running = self._take(group, self._capacity, self._max_sequences, first_always=True)
+                    self._delivered = set()
+                    requests = [t.requests[i] for t, i in self._running]
                 started = time.perf_counter()
                 error: BaseException | None = None
-                replies: list = []
                 try:
-                    replies = self._serve(group, [t.requests[i] for t, i in chosen])
+                    replies = self._serve(group, requests, admit=lambda cells, slots: self._admit(group, cells, slots),
+                                          on_reply=self._deliver)
+                    for k, reply in enumerate(replies):  # whatever was not delivered as it finished
+                        self._deliver(k, reply)
                 except BaseException as exc:  # delivered to the askers, one line each
                     error = exc
                 seconds = time.perf_counter() - started
             with self._cond:
-                self._running = None
+                chosen, self._running = self._running, None
                 self.rounds += 1
                 self.largest_round = max(self.largest_round, len(chosen))
                 self._round_s = 0.7 * self._round_s + 0.3 * seconds
                 self._round_size = 0.7 * self._round_size + 0.3 * len(chosen)
                 for k, (ticket, i) in enumerate(chosen):
-                    if error is not None:
-                        if ticket.error is None:
-                            ticket.error = error
-                            ticket.left = 0
-                            ticket.taken = len(ticket.requests)
-                            ticket.events.put(("done",))
-                        self._forget(ticket)
-                        continue
-                    ticket.replies[i] = replies[k]
-                    ticket.left -= 1
-                    if ticket.left == 0:
+                    if error is not None and k not in self._delivered and ticket.error is None:
+                        ticket.error = error
+                        ticket.left = 0
+                        ticket.taken = len(ticket.requests)
                         ticket.events.put(("done",))
-                        self._forget(ticket)
-                    elif ticket.taken == len(ticket.requests) and not self._waiting_for(ticket):
-                        self._forget(ticket)  # withdrawn while its last requests ran
+                    if ticket.left == 0 or ticket.taken == len(ticket.requests) and not self._waiting_for(ticket):
+                        self._forget(ticket)  # answered, failed, or withdrawn while its last requests ran
+
+    def _admit(self, group, cells: int, slots: int) -> list:
+        """Requests of the running round's group that may join it now, within `cells` and
+        `slots`. None while another group waits: the round should end so that group gets its turn."""
+        with self._cond:
+            if any(t.group != group and len(t.requests) > t.taken for t in self._tickets):
+                return []
+            joined = self._take(group, cells, slots, first_always=False)
+            self._running.extend(joined)
+            self.joined_late += len(joined)
+            return [t.requests[i] for t, i in joined]
+
+    def _deliver(self, k: int, reply) -> None:
+        """A reply, the moment its sequence finishes: a short answer need not wait for the
+        longest one in its round."""
+        with self._cond:
+            if k in self._delivered:
+                return
+            self._delivered.add(k)
+            ticket, i = self._running[k]
+            if ticket.error is not None:
+                return
+            ticket.replies[i] = reply
+            ticket.left -= 1
+            if ticket.left == 0:
+                ticket.events.put(("done",))
 
     def _has_work(self) -> bool:
         return any(len(t.requests) > t.taken for t in self._tickets)
@@ -246,19 +274,21 @@ class Scheduler:
         self._served_at[group] = self.rounds
         return group
 
-    def _take(self, group) -> list[tuple[Ticket, int]]:
-        """One request from each of the group's tickets in turn (oldest first) while the
-        round still fits: the first request always goes, even one too long to share."""
+    def _take(self, group, budget: int, slots: int, *, first_always: bool) -> list[tuple[Ticket, int]]:
+        """One request from each of the group's tickets in turn (oldest first) while they fit
+        in `budget` cells and `slots` sequences; a new round's first request always goes,
+        even one too long to share."""
         tickets = [t for t in self._tickets if t.group == group]
         chosen: list[tuple[Ticket, int]] = []
         taking = True
-        while taking and len(chosen) < self._max_sequences:
+        while taking and len(chosen) < slots:
             taking = False
             for ticket in tickets:
-                if ticket.taken >= len(ticket.requests) or len(chosen) >= self._max_sequences:
+                if ticket.taken >= len(ticket.requests) or len(chosen) >= slots:
                     continue
                 candidate = ticket.requests[ticket.taken]
-                if chosen and not self._fits([t.requests[i] for t, i in chosen] + [candidate]):
+                if (chosen or not first_always) and \
+                        self._cost([t.requests[i] for t, i in chosen] + [candidate]) > budget:
                     continue
                 chosen.append((ticket, ticket.taken))
                 ticket.taken += 1

@@ -22,7 +22,7 @@ class Rounds:
         self.gate.set()
         self.entered = threading.Event()
 
-    def serve(self, group, requests):
+    def serve(self, group, requests, admit=None, on_reply=None):
         self.entered.set()
         self.gate.wait(10)
         time.sleep(self.seconds)
@@ -32,7 +32,7 @@ class Rounds:
         return [r.upper() for r in requests]
 
     def scheduler(self) -> Scheduler:
-        return Scheduler(serve=self.serve, fits=lambda requests: len(requests) <= self.per_round)
+        return Scheduler(serve=self.serve, cost=len, capacity=self.per_round)
 
 
 def test_a_lone_question_joins_the_next_round_not_the_end_of_an_evaluation():
@@ -119,6 +119,64 @@ def test_an_abandoned_wait_withdraws_what_has_not_started():
     assert scheduler.pending == 0
 
 
+class Stepping:
+    """A stand-in round that admits newcomers between two steps and delivers as it goes."""
+
+    def __init__(self):
+        self.first_step = threading.Event()
+        self.go_on = threading.Event()
+        self.delivered_first = threading.Event()
+        self.finish = threading.Event()
+        self.finish.set()
+
+    def serve(self, group, requests, admit=None, on_reply=None):
+        requests = list(requests)
+        self.first_step.set()
+        assert self.go_on.wait(5)
+        requests += admit(100, 10)
+        on_reply(0, requests[0].upper())  # the first sequence ends early...
+        self.delivered_first.set()
+        assert self.finish.wait(5)  # ...while the others are still generating
+        return [r.upper() for r in requests]
+
+
+def test_a_request_arriving_during_a_round_of_its_adapter_joins_it():
+    round_ = Stepping()
+    scheduler = Scheduler(serve=round_.serve, cost=len, capacity=10)
+    first = scheduler.submit("base", ["a"])
+    assert round_.first_step.wait(5)
+    second = scheduler.submit("base", ["b"])
+    round_.go_on.set()
+    assert first.wait() == ["A"] and second.wait() == ["B"]
+    assert scheduler.rounds == 1 and scheduler.joined_late == 1
+
+
+def test_nothing_joins_while_another_adapter_waits_its_turn():
+    round_ = Stepping()
+    scheduler = Scheduler(serve=round_.serve, cost=len, capacity=10)
+    first = scheduler.submit("base", ["a"])
+    assert round_.first_step.wait(5)
+    other = scheduler.submit("adapter", ["x"])
+    late = scheduler.submit("base", ["b"])
+    round_.go_on.set()
+    assert first.wait() == ["A"] and other.wait() == ["X"] and late.wait() == ["B"]
+    assert scheduler.joined_late == 0 and scheduler.rounds == 3
+
+
+def test_a_reply_is_handed_back_as_soon_as_its_sequence_ends():
+    round_ = Stepping()
+    round_.finish.clear()
+    scheduler = Scheduler(serve=round_.serve, cost=len, capacity=10)
+    short = scheduler.submit("base", ["short"])
+    assert round_.first_step.wait(5)
+    long_ = scheduler.submit("base", ["long"])
+    round_.go_on.set()
+    assert short.wait() == ["SHORT"]  # while the round is still running
+    assert not long_.events.qsize() and scheduler.busy
+    round_.finish.set()
+    assert long_.wait() == ["LONG"]
+
+
 def test_streamed_text_reaches_the_askers_own_thread():
     seen = []
 
@@ -127,13 +185,13 @@ def test_streamed_text_reaches_the_askers_own_thread():
             self.text = text
             self.on_text = lambda piece: None
 
-    def serve(group, requests):
+    def serve(group, requests, admit=None, on_reply=None):
         for request in requests:
             for word in request.text.split():
                 request.on_text(word)
         return [r.text for r in requests]
 
-    scheduler = Scheduler(serve=serve, fits=lambda requests: True,
+    scheduler = Scheduler(serve=serve, cost=len, capacity=10,
                           stream=lambda request, push: setattr(request, "on_text", push))
     reply = scheduler.submit("base", [Streaming("one two three")]).wait(
         on_text=lambda i, piece: seen.append((piece, threading.current_thread().name)))
@@ -203,6 +261,22 @@ def test_concurrent_students_get_the_replies_they_get_alone(no_reply_cache, tmp_
     assert engine.scheduler.largest_round > 1
     for session, _ in students:
         session.close()
+
+
+def test_a_question_asked_during_anothers_reply_joins_its_round_and_gets_its_own_answer(no_reply_cache):
+    engine = no_reply_cache
+    story = prompting.question_messages("Tell me a long story about a lighthouse keeper and a storm.")
+    question = prompting.question_messages("What is the capital of Italy?")
+    alone_story, alone_question = engine.chat(story, max_tokens=160).text, engine.chat(question).text
+    joined_before = engine.scheduler.joined_late
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(story=engine.chat(story, max_tokens=160).text))
+    worker.start()
+    time.sleep(0.5)  # the story's round is generating
+    box["question"] = engine.chat(question).text
+    worker.join()
+    assert (box["story"], box["question"]) == (alone_story, alone_question)
+    assert engine.scheduler.joined_late > joined_before
 
 
 def test_a_question_during_an_evaluation_is_answered_before_the_evaluation_ends(no_reply_cache):
