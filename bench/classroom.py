@@ -1,16 +1,17 @@
 """A class at once: 10 and 30 simulated students on one machine, through the real stack.
 
 Each student is a thread with its own workspace (LabSession.open), as a browser session is
-in the app. Four experiments:
+in the app. The experiments:
 
 1. burst     every student asks its question on the base arm and then on the memory arm
              (one remembered fact each), all at once, with the reply cache off, so only
              the scheduler is measured. Against (a) the same prompts as one `chat_many`
              batch and (b) the lock as it was: one generation at a time, in turn.
-2. journey   every student does the lesson at once, with the reply cache on (a real
-             class): ask on all four arms (the learned arms use the acme adapter),
-             remember a correction, ask again, run the acme wipe test. p50/p95 per step,
-             the class's wall time, and one student's wipe test alone, on a cold cache.
+2. journey   the acme wipe test: one student alone, then every student at once (the class's
+             wall time against the one); then every student does the lesson at once, with
+             the reply cache on (a real class): ask on all four arms (the learned arms use
+             the acme adapter), remember a correction, ask again, run the acme wipe test.
+             p50/p95 per step and the class's wall time. Each on a cold reply cache.
 3. process   a second process runs the same wipe test on another workspace after the class.
 4. lone      one student's single question (never cached) during a 30-student burst and
              during a training, p95.
@@ -106,9 +107,11 @@ def burst(engine, scenario, n: int, *, lock_too: bool) -> dict:
         return took, sum(took)
 
     result = {}
+    rounds_before, joined_before = engine.scheduler.rounds, engine.scheduler.joined_late
     wall, per_student = run_threads(n, asks)
     result["scheduler"] = {"class_wall_s": round(wall, 2), **spread([total for _, total in per_student]),
-                           "rounds": engine.scheduler.rounds}
+                           "rounds": engine.scheduler.rounds - rounds_before,
+                           "joined_a_running_round": engine.scheduler.joined_late - joined_before}
     if lock_too:
         guard = threading.Lock()
         wall, per_student = run_threads(n, lambda i: asks(i, guard))
@@ -164,6 +167,23 @@ def journey(engine, scenario, n: int, adapter_dir: Path) -> dict:
     for session, _ in class_:
         session.close()
     return report
+
+
+def wipe_tests_at_once(engine, scenario, adapter_dir: Path, n: int) -> float:
+    """n students start the acme wipe test in the same second; the class's wall time."""
+    from lab.evaluate import wipe_test
+    from lab.session import LabSession
+
+    class_ = []
+    for i in range(n):
+        session = LabSession.open(f"wipe{n}-{i}")
+        shutil.copytree(adapter_dir, session.adapters.directory / "acme", dirs_exist_ok=True)
+        session.adapters.activate("acme")
+        class_.append(session)
+    wall, _ = run_threads(n, lambda i: wipe_test(class_[i], scenario))
+    for session in class_:
+        session.close()
+    return wall
 
 
 def one_wipe_test(engine, scenario, adapter_dir: Path, name: str) -> float:
@@ -226,8 +246,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", default="10,30")
     parser.add_argument("--skip-lock", action="store_true", help="leave out the one-at-a-time baseline")
+    parser.add_argument("--only", help="a quick look at one experiment (burst, journey, process, lone); "
+                                       "writes no results file")
     args = parser.parse_args()
     sizes = [int(n) for n in args.students.split(",")]
+    wanted = {args.only} if args.only else {"burst", "journey", "process", "lone"}
 
     home = Path(tempfile.mkdtemp(prefix="lab-classroom-"))
     os.environ["LAB_HOME"] = str(home)
@@ -242,56 +265,70 @@ def main() -> None:
     engine = get_engine()
     scenario = load_scenario("acme")
     teacher = LabSession.open("teacher")
+    results = {"students": sizes, "burst": {}, "journey": {}}
+    if "burst" in wanted:
+        for n in sizes:
+            results["burst"][str(n)] = burst(engine, scenario, n, lock_too=not args.skip_lock)
+            print(f"burst {n}: {results['burst'][str(n)]}", flush=True)
+    if wanted == {"burst"}:
+        return
     began = time.perf_counter()
     consolidate(teacher, name="acme", scenario=scenario, config=TrainingConfig())
-    training_s = time.perf_counter() - began
+    results["training_s"] = round(time.perf_counter() - began, 1)
     adapter_dir = teacher.adapters.get("acme").path.parent
-    print(f"trained the acme adapter in {training_s:.0f} s")
+    print(f"trained the acme adapter in {results['training_s']:.0f} s", flush=True)
 
-    results = {"students": sizes, "training_s": round(training_s, 1), "burst": {}, "journey": {}}
-    for n in sizes:
-        results["burst"][str(n)] = burst(engine, scenario, n, lock_too=not args.skip_lock)
-        print(f"burst {n}: {results['burst'][str(n)]}")
-
-    # The wipe test alone on a cold cache, then the class on a cold cache of its own.
     from lab import reply_cache
 
-    reply_cache.shared_cache().clear()
-    results["one_wipe_test_s"] = round(one_wipe_test(engine, scenario, adapter_dir, "alone"), 2)
-    print(f"one wipe test alone: {results['one_wipe_test_s']} s")
-    for n in sizes:
+    if "journey" in wanted:
+        # One student's wipe test alone, then the class's at once, then the whole lesson: each on
+        # a cold reply cache of its own.
         reply_cache.shared_cache().clear()
-        results["journey"][str(n)] = journey(engine, scenario, n, adapter_dir)
-        results["journey"][str(n)]["wipe_wall_vs_one"] = round(
-            results["journey"][str(n)]["wipe_test"]["max_s"] / results["one_wipe_test_s"], 2)
-        print(f"journey {n}: {results['journey'][str(n)]}")
-    results["second_process"] = second_process(home, adapter_dir)
-    print(f"second process: {results['second_process']}")
+        results["one_wipe_test_s"] = round(one_wipe_test(engine, scenario, adapter_dir, "alone"), 2)
+        print(f"one wipe test alone: {results['one_wipe_test_s']} s", flush=True)
+        results["wipe_tests_at_once"] = {}
+        for n in sizes:
+            reply_cache.shared_cache().clear()
+            wall = wipe_tests_at_once(engine, scenario, adapter_dir, n)
+            results["wipe_tests_at_once"][str(n)] = {"class_wall_s": round(wall, 2),
+                                                     "vs_one": round(wall / results["one_wipe_test_s"], 2)}
+            print(f"{n} wipe tests at once: {results['wipe_tests_at_once'][str(n)]}", flush=True)
+        for n in sizes:
+            reply_cache.shared_cache().clear()
+            results["journey"][str(n)] = journey(engine, scenario, n, adapter_dir)
+            print(f"journey {n}: {results['journey'][str(n)]}", flush=True)
+    if "process" in wanted:
+        if "journey" not in wanted:
+            one_wipe_test(engine, scenario, adapter_dir, "warm-the-cache")
+        results["second_process"] = second_process(home, adapter_dir)
+        print(f"second process: {results['second_process']}", flush=True)
+    if "lone" in wanted:
+        biggest = max(sizes)
+        class_ = students(biggest, "lone-burst", scenario)
 
-    biggest = max(sizes)
-    class_ = students(biggest, "lone-burst", scenario)
+        def class_asking(stop):
+            def asks(i):
+                session, item = class_[i]
+                while not stop.is_set():
+                    session.agent.answer(item.question + " Explain.", "base", max_tokens=48)
+            engine.use_reply_cache = False
+            run_threads(biggest, asks)
 
-    def class_asking(stop):
-        def asks(i):
-            session, item = class_[i]
-            while not stop.is_set():
-                session.agent.answer(item.question + " Explain.", "base", max_tokens=48)
-        engine.use_reply_cache = False
-        run_threads(biggest, asks)
+        def training(stop):
+            from lab.jobs import TrainingJob
 
-    def training(stop):
-        from lab.jobs import TrainingJob
+            job = TrainingJob(teacher, name="background", scenario=scenario, config=TrainingConfig(steps=40)).start()
+            while not job.finished and not stop.is_set():
+                time.sleep(0.2)
+            job.cancel()
+            job.wait()
 
-        job = TrainingJob(teacher, name="background", scenario=scenario, config=TrainingConfig(steps=40)).start()
-        while not job.finished and not stop.is_set():
-            time.sleep(0.2)
-        job.cancel()
-        job.wait()
-
-    results["lone_question"] = [lone_question(engine, scenario, class_asking, f"a {biggest}-student burst"),
-                                lone_question(engine, scenario, training, "a training")]
-    engine.use_reply_cache = True
-    print(f"lone question: {results['lone_question']}")
+        results["lone_question"] = [lone_question(engine, scenario, class_asking, f"a {biggest}-student burst"),
+                                    lone_question(engine, scenario, training, "a training")]
+        engine.use_reply_cache = True
+        print(f"lone question: {results['lone_question']}", flush=True)
+    if args.only:
+        return
     write_results("classroom", results)
     shutil.rmtree(home, ignore_errors=True)
 
