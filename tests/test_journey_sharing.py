@@ -61,6 +61,7 @@ def share_panel_codes(page) -> list[str]:
     if not body.is_visible():
         page.get_by_role("button", name="Share this lab").click()
         body.wait_for(state="visible")
+    body.locator("[data-testid='stCode']").first.wait_for(state="visible")
     return [code.inner_text().strip() for code in body.locator("[data-testid='stCode']").all()]
 
 
@@ -99,7 +100,8 @@ def test_a_copied_link_leaves_the_original_untouched(server, browser, lab_home):
     wait_until_quiet(owner)
     assert query(owner)["workspace"] == mine and "1 memory in workspace" in owner.locator("body").inner_text()
     codes = share_panel_codes(owner)
-    share = next(c for c in codes if "from=" in c)
+    share = next((c for c in codes if "from=" in c), None)
+    assert share, codes
     assert query(owner)["key"] not in share and any(query(owner)["key"] in c for c in codes)  # the edit link, for the owner
     shot(owner, "sharing-2-share-panel")
     third = visitor(browser)
