@@ -4,6 +4,9 @@ The model and the embedder are loaded once per server process, starting as the s
 starts, and shared by every browser session; each browser session gets its own workspace,
 so one student never sees another's memory or adapters. Each page keeps its state under its
 own prefix (`keys`), and the visit's settings live here, not in any one page's widgets.
+Which workspace an address opens (the owner's own with its key, a copy for anyone else) and
+whether a class lock holds it are lab/sharing.py's and lab/class_lock.py's business; this
+module writes the answer into the address and draws *Share this lab* in every sidebar.
 """
 
 from __future__ import annotations
