@@ -178,8 +178,10 @@ class Copied:
 def copy_workspace(source: Workspace, into: Workspace) -> Copied:
     """Copy `source`'s memories, its active adapter and its pinned settings (and its class
     lock, if it has one: a copy must not be a way out of a lock) into `into`, and record
-    where they came from. `source` is only read. Progress, results, snapshots, other
-    adapters and the edit key stay behind."""
+    where they came from. `source` is only read. Progress, results, other adapters and the
+    edit key stay behind, and so do the undo history and the snapshots: they can hold what
+    the owner deleted, so only the memories as they are now travel (through the store's
+    own API, embedded again by the same embedder: the same vectors)."""
     from lab.adapters import AdapterRegistry
     from lab.memory import DB_FILE, MemoryStore
 
@@ -189,7 +191,6 @@ def copy_workspace(source: Workspace, into: Workspace) -> Copied:
             items = [{"text": m.text, "question": m.question, "answer": m.answer, "source": m.source}
                      for m in store.list()]
     if items:
-        # The store's own API: one transaction, the same embedder, so the same vectors.
         with MemoryStore(into.memory_dir) as store:
             store.add_many(items)
 
