@@ -3,9 +3,9 @@
 A teacher in teacher mode makes a class link (`?class=TOKEN`). The lock behind it is a small
 file, `$LAB_HOME/.classes/TOKEN.json`: the teacher's workspace (what each student gets a copy
 of), the settings, and a hash of a random unlock key that only the teacher is shown. Every
-workspace a class link opens records that lock in its own metadata (lab/sharing.py), with the
-settings and the hash, so it holds on every reload and edited address, and a lock file
-damaged or deleted later cannot set anyone free. Only the unlock key lifts it, and only for
+workspace a class link opens keeps its own record of that lock (`.class_lock.json` in its
+folder), with the settings and the hash, so it holds on every reload and edited address, and
+a class file damaged or deleted later cannot set anyone free. Only the unlock key lifts it, and only for
 the workspace it is given to. A student's memories and Workshop progress stay theirs: the
 lock fixes how the lab is set up, not what is done in it.
 
@@ -119,20 +119,25 @@ def load_class(token: str, root: Path | None = None) -> ClassLock:
 # ---- the lock on a student's workspace ----------------------------------------------------------
 
 
+LOCK_FILE = ".class_lock.json"  # in the workspace folder: while it is there, the workspace is held
+
+
 def lock_workspace(workspace: Workspace, lock: ClassLock) -> None:
-    """Hold `workspace` to `lock`: its own metadata keeps the settings and the unlock hash."""
-    update_meta(workspace, locked=lock.to_json(), unlocked=None)
+    """Hold `workspace` to `lock`: the workspace keeps its own record of the settings and the
+    unlock hash, in a file of its own (so a damaged metadata file cannot lose it)."""
+    write_json_atomic(workspace.root / LOCK_FILE, lock.to_json())
 
 
 def workspace_lock(workspace: Workspace) -> ClassLock | None:
-    """The lock holding `workspace`, or None. A damaged record stays locked, with the lab's
-    default settings in teacher mode: failing open would hand a class the knobs back."""
-    record = read_meta(workspace).get("locked")
-    if record is None:
+    """The lock holding `workspace`, or None. A damaged record keeps it locked, at the lab's
+    default settings in teacher mode, until someone on the server removes the file: failing
+    open would hand a class the knobs back."""
+    path = workspace.root / LOCK_FILE
+    if not path.exists():
         return None
     try:
-        return ClassLock.from_json(record)
-    except ValueError:
+        return ClassLock.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
         return ClassLock(token="damaged-lock", source="", settings=LinkSettings(teacher=True), unlock_hash="0" * 64)
 
 
@@ -141,7 +146,8 @@ def unlock_workspace(workspace: Workspace, unlock_key: str | None) -> bool:
     lock = workspace_lock(workspace)
     if lock is None or not unlock_matches(lock.unlock_hash, unlock_key):
         return False
-    update_meta(workspace, locked=None, unlocked=lock.token)
+    (workspace.root / LOCK_FILE).unlink(missing_ok=True)
+    update_meta(workspace, unlocked=lock.token)
     return True
 
 

@@ -208,10 +208,11 @@ def copy_workspace(source: Workspace, into: Workspace) -> Copied:
                 os.unlink(partial)
         registry.activate(active.name)
 
-    meta = read_meta(source)
+    if (lock := class_lock.workspace_lock(source)) is not None:
+        class_lock.lock_workspace(into, lock)
     update_meta(into, copied_from=source.name,
                 copied_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                settings=meta.get("settings"), locked=meta.get("locked"))
+                settings=read_meta(source).get("settings"))
     return Copied(memories=len(items), adapter=active.name if active else None)
 
 
@@ -303,7 +304,7 @@ def _copy_of(name: str, params: dict, root: Path | None, *, lock=None, without_k
     if lock is not None and not unlocked:
         class_lock.lock_workspace(workspace, lock)
     elif lock is not None:
-        update_meta(workspace, locked=None, unlocked=lock.token)
+        update_meta(workspace, unlocked=lock.token)
     what = (f"{copied.memories} memor{'y' if copied.memories == 1 else 'ies'}"
             + (f" and the adapter {copied.adapter!r}" if copied.adapter else "")) if copied else "what could be read"
     if lock is not None:

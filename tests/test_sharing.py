@@ -164,6 +164,12 @@ def test_a_locked_class_link_stays_locked(owner, home):
     assert class_lock.workspace_lock(sharing.arrive({"from": held.name}, home).workspace) is not None
     assert "cannot be read" in sharing.arrive({"class": lock.token}, home).warning
 
+    # A damaged record in the workspace itself keeps it locked too (at the lab's defaults).
+    damaged = sharing.arrive({"class": "x" * 8}, home).workspace  # (an unknown code: a fresh, unlocked lab)
+    assert class_lock.workspace_lock(damaged) is None
+    (damaged.root / class_lock.LOCK_FILE).write_text("[1, 2")
+    assert class_lock.workspace_lock(damaged).settings == LinkSettings(teacher=True)
+
     # A wrong key changes nothing; the teacher's key unlocks this lab alone, its progress kept.
     assert "stays locked" in sharing.arrive({"workspace": held.name, "key": student.key, "unlock": "guess"}, home).warning
     assert not class_lock.unlock_workspace(held, "guess") and class_lock.workspace_lock(held) is not None
