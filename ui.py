@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
-from lab.errors import LabError
 from lab import class_lock, sharing
+from lab.errors import LabError
 from lab.links import LinkSettings, link_params
 from lab.session import LabSession
 from lab.workspace import mark_used
