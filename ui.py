@@ -164,19 +164,17 @@ def _write_address() -> None:
 # ---- Share this lab: the panel in every page's sidebar ----------------------------------------
 
 
-def _absolute(link: str) -> str:
-    """The whole address for a relative link, so it can be pasted as it is (when Streamlit
-    knows the page's URL; AppTest does not)."""
+def _app_url() -> tuple[str, str]:
+    """(the app's root URL, this page's name), e.g. ("http://host:8501", "Memory"), kept under
+    any server.baseUrlPath a proxy needs; ("", "") where Streamlit does not know (AppTest)."""
     url = getattr(st.context, "url", None)
     if not url:
-        return link
+        return "", ""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{link}"
-
-
-def _this_page() -> str:
-    url = getattr(st.context, "url", None)
-    return urlsplit(url).path.strip("/").rsplit("/", 1)[-1] if url else ""
+    prefix = (st.get_option("server.baseUrlPath") or "").strip("/")
+    prefix = f"/{prefix}" if prefix else ""
+    path = parts.path[len(prefix):] if parts.path.startswith(prefix) else parts.path
+    return f"{parts.scheme}://{parts.netloc}{prefix}", path.strip("/")
 
 
 def _make_class_link() -> None:
@@ -197,6 +195,7 @@ def _share_panel(lab: LabSession) -> None:
     """Where this lab came from, the Share this lab button, and the lock, in the sidebar.
     Every session owns the workspace it holds, so the edit link shown is always the viewer's own."""
     workspace, settings = lab.workspace, st.session_state[_LINK]
+    root, page = _app_url()
     if notice := st.session_state.pop(_NOTICE, None):
         st.info(notice, icon=":material/content_copy:")
     with st.sidebar:
@@ -210,20 +209,20 @@ def _share_panel(lab: LabSession) -> None:
                 st.button("Make a locked class link", key="ui.make_class", on_click=_make_class_link)
                 if made := class_lock.classes_made(workspace):
                     last = made[-1]
-                    st.code(_absolute(sharing.class_link(last["token"])), language=None, wrap_lines=True)
+                    st.code(root + sharing.class_link(last["token"]), language=None, wrap_lines=True)
                     st.markdown("**Unlock key** (only you see it): lifts the lock on one student's lab when typed "
                                 "into its sidebar, or add it to the class link for an unlocked copy:")
                     st.code(last["unlock_key"], language=None)
-                    st.code(_absolute(sharing.class_link(last["token"], unlock_key=last["unlock_key"])),
+                    st.code(root + sharing.class_link(last["token"], unlock_key=last["unlock_key"]),
                             language=None, wrap_lines=True)
                 st.divider()
             st.markdown("**Share a copy.** Everyone who opens this link gets a copy of this lab (its memories, "
                         "the active adapter, these settings) in a workspace of their own; yours stays as it is.")
-            st.code(_absolute(sharing.share_link(workspace.name, settings, _this_page())), language=None,
+            st.code(root + sharing.share_link(workspace.name, settings, page), language=None,
                     wrap_lines=True)
             st.markdown("**Your edit link** opens this lab itself: anyone holding it can change or wipe it, so "
                         "keep it to yourself. Your address bar holds it, which is how a reload keeps your lab.")
-            st.code(_absolute(sharing.edit_link(workspace.name, st.session_state[_KEY], settings, _this_page())),
+            st.code(root + sharing.edit_link(workspace.name, st.session_state[_KEY], settings, page),
                     language=None, wrap_lines=True)
 
 
