@@ -143,8 +143,7 @@ def settings_for(workspace: Workspace, params: Mapping[str, str], base: LinkSett
     lock = class_lock.workspace_lock(workspace)
     if lock is not None:
         ignored = [f"{name}={value[:20]}" for name, value in named.items()
-                   if parse_link({name: value})[1] or getattr(parse_link({name: value})[0], name) != getattr(
-                       lock.settings, name)]
+                   if _parsed(name, value) != getattr(lock.settings, name)]
         warning = (f"This lab is held by its class link, so {', '.join(ignored)} from the address "
                    "changed nothing. Only the teacher's key unlocks it.") if ignored else None
         return lock.settings, warning
@@ -156,6 +155,12 @@ def settings_for(workspace: Workspace, params: Mapping[str, str], base: LinkSett
         else:
             changes[name] = getattr(parsed, name)
     return replace(base, **changes), " ".join(problems) or None
+
+
+def _parsed(name: str, value: str):
+    """One setting's value from a link, or None if it is bad: _parsed("k", "2") -> 2"""
+    settings, problem = parse_link({name: value})
+    return None if problem else getattr(settings, name)
 
 
 def _last(value) -> str:
