@@ -4,18 +4,22 @@ The model and the embedder are loaded once per server process, starting as the s
 starts, and shared by every browser session; each browser session gets its own workspace,
 so one student never sees another's memory or adapters. Each page keeps its state under its
 own prefix (`keys`), and the visit's settings live here, not in any one page's widgets.
+Which workspace an address opens (the owner's own with its key, a copy for anyone else) and
+whether a class lock holds it are lab/sharing.py's and lab/class_lock.py's business; this
+module writes the answer into the address and draws *Share this lab* in every sidebar.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import fields, replace
+from urllib.parse import urlsplit
 
 import streamlit as st
 
+from lab import class_lock, sharing
 from lab.errors import LabError
-from lab.links import LinkSettings, link_params, parse_link
+from lab.links import LinkSettings, link_params
 from lab.session import LabSession
 from lab.workspace import mark_used
 
@@ -31,6 +35,7 @@ def keys(page: str):
 
 
 _LAB, _LINK, _LINK_WARNING = "ui.lab", "ui.link", "ui.link_warning"
+_KEY, _NOTICE = "ui.edit_key", "ui.notice"  # this session's own workspace key; what its arrival did
 
 
 def _load_models():
@@ -94,47 +99,131 @@ def _run_through_app_py() -> None:
 
 
 def session() -> LabSession:
-    """This browser session's lab: its own workspace, the shared model.
+    """This browser session's lab: a workspace it owns, the shared model.
 
-    The workspace's name and the visit's link settings are written into the page's address
-    on every run, so a reload (or the same address in a new tab) opens the same workspace,
-    its memory, adapters and Workshop progress, and moving between pages keeps the settings."""
+    What the address opens is lab/sharing.py's choice: the owner's own workspace when it
+    carries the edit key, otherwise a copy of the named lab in a new workspace of the
+    visitor's own (a name alone opens nothing of anyone else's). The workspace, its key and
+    the visit's settings are then written into the address on every run, so a reload (or the
+    same address in a new tab) opens the same workspace, and moving between pages keeps the
+    settings. The Share this lab panel is drawn in the sidebar of every page."""
     _run_through_app_py()
     _shared_models()
     params = st.query_params.to_dict()
     if _LAB not in st.session_state:
-        name = params.get("workspace") or f"browser-{uuid.uuid4().hex[:12]}"
-        st.session_state[_LAB] = LabSession.open(name)
-        st.session_state[_LINK], st.session_state[_LINK_WARNING] = parse_link(params)
+        arrival = sharing.arrive(params)
+        st.session_state[_LAB] = LabSession.open(arrival.workspace.name)
+        st.session_state[_KEY] = arrival.key
+        st.session_state[_NOTICE] = arrival.notice
+        st.session_state[_LINK], st.session_state[_LINK_WARNING] = arrival.settings, arrival.warning
     else:
         _follow_new_link(params)
         mark_used(st.session_state[_LAB].workspace)  # a long visit is not "unused" to `workspaces prune`
+    _hold_to_lock()
     _write_address()
+    _share_panel(st.session_state[_LAB])
     return st.session_state[_LAB]
 
 
 def _follow_new_link(params: dict) -> None:
     """A link followed inside the visit (a Start card, an edited address) changes only what it
-    names; a bad value in it changes nothing and is named in the warning."""
+    names; a bad value in it changes nothing and is named in the warning. A locked lab keeps
+    its class's settings whatever the link says."""
     named = {name: value for name, value in params.items() if name in LINK_FIELDS}
     if not named:
         return
-    current, warnings, changes = st.session_state[_LINK], [], {}
-    for name, value in named.items():
-        parsed, warning = parse_link({name: value})
-        if warning:
-            warnings.append(warning)
-        elif getattr(parsed, name) != getattr(current, name):
-            changes[name] = getattr(parsed, name)
-    if changes or warnings:
-        st.session_state[_LINK] = replace(current, **changes)
-        st.session_state[_LINK_WARNING] = " ".join(warnings) or None
+    current = st.session_state[_LINK]
+    settings, warning = sharing.settings_for(st.session_state[_LAB].workspace, named, current)
+    if settings != current or warning:
+        st.session_state[_LINK], st.session_state[_LINK_WARNING] = settings, warning
+
+
+def _hold_to_lock() -> None:
+    """While a class lock holds the workspace its settings are the visit's, on every run (the
+    lock is read from the workspace, so an unlock in another tab counts here too)."""
+    lock = class_lock.workspace_lock(st.session_state[_LAB].workspace)
+    if lock is not None and st.session_state[_LINK] != lock.settings:
+        st.session_state[_LINK] = lock.settings
+
+
+def settings_locked() -> bool:
+    """Whether a class lock holds this lab's settings (and teacher mode): pages disable the
+    widgets that would change them."""
+    return class_lock.workspace_lock(st.session_state[_LAB].workspace) is not None
 
 
 def _write_address() -> None:
-    wanted = {"workspace": st.session_state[_LAB].workspace.name, **link_params(st.session_state[_LINK])}
+    lab = st.session_state[_LAB]
+    wanted = {"workspace": lab.workspace.name, "key": st.session_state[_KEY], **link_params(st.session_state[_LINK])}
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
+    if class_lock.workspace_lock(lab.workspace) is None:
+        sharing.pin_settings(lab.workspace, st.session_state[_LINK])  # what a copy of this lab opens with
+
+
+# ---- Share this lab: the panel in every page's sidebar ----------------------------------------
+
+
+def _app_url() -> tuple[str, str]:
+    """(the app's root URL, this page's name), e.g. ("http://host:8501", "Memory"), kept under
+    any server.baseUrlPath a proxy needs; ("", "") where Streamlit does not know (AppTest)."""
+    url = getattr(st.context, "url", None)
+    if not url:
+        return "", ""
+    parts = urlsplit(url)
+    prefix = (st.get_option("server.baseUrlPath") or "").strip("/")
+    prefix = f"/{prefix}" if prefix else ""
+    path = parts.path[len(prefix):] if parts.path.startswith(prefix) else parts.path
+    return f"{parts.scheme}://{parts.netloc}{prefix}", path.strip("/")
+
+
+def _make_class_link() -> None:
+    lab = st.session_state[_LAB]
+    lock, unlock_key = class_lock.make_class(lab.workspace, st.session_state[_LINK])
+    class_lock.remember_class_made(lab.workspace, lock, unlock_key)
+
+
+def _unlock_here() -> None:
+    typed = st.session_state.get("ui.unlock_key", "")
+    if class_lock.unlock_workspace(st.session_state[_LAB].workspace, typed):
+        st.session_state[_NOTICE] = "Unlocked with the teacher's key: teacher mode and the settings are yours to change."
+    else:
+        st.session_state[_LINK_WARNING] = "That is not this class's unlock key: the lab stays locked."
+
+
+def _share_panel(lab: LabSession) -> None:
+    """Where this lab came from, the Share this lab button, and the lock, in the sidebar.
+    Every session owns the workspace it holds, so the edit link shown is always the viewer's own."""
+    workspace, settings = lab.workspace, st.session_state[_LINK]
+    root, page = _app_url()
+    if notice := st.session_state.pop(_NOTICE, None):
+        st.info(notice, icon=":material/content_copy:")
+    with st.sidebar:
+        if source := sharing.copied_from(workspace):
+            st.caption(f"Your own lab `{workspace.name}`, copied from `{source}`: changes stay here.")
+        with st.popover("Share this lab", icon=":material/share:", width="stretch"):
+            locked = settings_locked()
+            if settings.teacher and not locked:
+                st.markdown("**A class link** holds teacher mode and these settings for every student who "
+                            "opens it; each gets a copy of this lab of their own.")
+                st.button("Make a locked class link", key="ui.make_class", on_click=_make_class_link)
+                if made := class_lock.classes_made(workspace):
+                    last = made[-1]
+                    st.code(root + sharing.class_link(last["token"]), language=None, wrap_lines=True)
+                    st.markdown("**Unlock key** (only you see it): lifts the lock on one student's lab when typed "
+                                "into its sidebar, or add it to the class link for an unlocked copy:")
+                    st.code(last["unlock_key"], language=None)
+                    st.code(root + sharing.class_link(last["token"], unlock_key=last["unlock_key"]),
+                            language=None, wrap_lines=True)
+                st.divider()
+            st.markdown("**Share a copy.** Everyone who opens this link gets a copy of this lab (its memories, "
+                        "the active adapter, these settings) in a workspace of their own; yours stays as it is.")
+            st.code(root + sharing.share_link(workspace.name, settings, page), language=None,
+                    wrap_lines=True)
+            st.markdown("**Your edit link** opens this lab itself: anyone holding it can change or wipe it, so "
+                        "keep it to yourself. Your address bar holds it, which is how a reload keeps your lab.")
+            st.code(root + sharing.edit_link(workspace.name, st.session_state[_KEY], settings, page),
+                    language=None, wrap_lines=True)
 
 
 def page_link(page: str, label: str, icon: str | None = None, **options) -> None:
@@ -181,7 +270,12 @@ def link_settings() -> LinkSettings:
 
 
 def update_link(**changes) -> LinkSettings:
-    """Change the visit's settings (and so the address): what one page sets holds on every page."""
+    """Change the visit's settings (and so the address): what one page sets holds on every page.
+    A class lock refuses the change, with one line."""
+    if settings_locked():
+        st.session_state[_LINK_WARNING] = ("This lab is held by its class link: its settings and teacher mode stay "
+                                           "as the teacher set them. Only the teacher's key unlocks it.")
+        return st.session_state[_LINK]
     st.session_state[_LINK] = replace(st.session_state[_LINK], **changes)
     st.session_state[_LINK_WARNING] = None
     _write_address()
@@ -196,10 +290,14 @@ def teacher_mode() -> bool:
     """Whether advanced controls are hidden: on with ?teacher=1 in the link or the sidebar
     toggle. Draws the toggle, so call it once per page run. Only the teacher flag changes:
     the other settings of the visit stay as they were."""
-    teacher = current_settings().teacher
+    teacher, locked = current_settings().teacher, settings_locked()
     st.sidebar.toggle("Teacher mode", value=teacher, key="ui.teacher_toggle", on_change=_toggle_teacher_mode,
+                      disabled=locked,
                       help="Hides advanced controls (raw details, resets, fine-tuning) for a class. "
                            "The setting goes into the page's link.")
+    if locked:
+        st.sidebar.caption("Locked by the class link: only the teacher who made it can unlock it, with their key.")
+        st.sidebar.text_input("Teacher's unlock key", key="ui.unlock_key", type="password", on_change=_unlock_here)
     return teacher
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
@@ -42,6 +43,11 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "from lab.session import LabSession; from lab.scenario import load_scenario;"
                     "from lab.evaluate import remember_scenario; remember_scenario(LabSession.open('shots'),"
                     " load_scenario('acme'))"], cwd=ROOT, env=env, check=True)
+    # The owner's edit key: without it an address naming the workspace opens a copy (lab/sharing.py).
+    shots = subprocess.run([sys.executable, "-c", "from lab.sharing import ensure_edit_key; from lab.workspace import "
+                            "Workspace; print(ensure_edit_key(Workspace.open('shots')))"],
+                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    shots = f"workspace=shots&key={shots}"
     with streamlit_server(home) as url:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -53,11 +59,11 @@ def main() -> None:
 
             only = sys.argv[1:]  # e.g. "wipe-test": retake just that one
             if not only or "home" in only:
-                page.goto(f"{url}/?workspace=shots")
+                page.goto(f"{url}/?{shots}")
                 loaded(page)
                 shot("home")
             if not only or "playground-why" in only:
-                page.goto(f"{url}/Playground?workspace=shots&scenario=acme")
+                page.goto(f"{url}/Playground?{shots}&scenario=acme")
                 loaded(page)
                 page.get_by_label("Question", exact=True).fill("Who is the CEO of Acme Corp?")
                 run(page, page.get_by_role("button", name="Ask", exact=True))
@@ -67,20 +73,21 @@ def main() -> None:
                 # A fresh workspace: ask, correct, ask again; then wipe and ask once more.
                 page.goto(f"{url}/Playground?workspace=shots-demo&scenario=acme")
                 loaded(page)
+                demo = "workspace=shots-demo&key=" + parse_qs(urlparse(page.url).query)["key"][0]
                 run(page, page.get_by_role("button", name="Ask", exact=True))
                 run(page, page.get_by_role("button", name="Remember the correction"))
                 run(page, page.get_by_role("button", name="Ask", exact=True))
                 shot("playground-fixed")
-                page.goto(f"{url}/Memory?workspace=shots-demo")
+                page.goto(f"{url}/Memory?{demo}")
                 loaded(page)
                 run(page, page.get_by_text("I understand"))
                 run(page, page.get_by_role("button", name="Wipe memory"))
-                page.goto(f"{url}/Playground?workspace=shots-demo&scenario=acme")
+                page.goto(f"{url}/Playground?{demo}&scenario=acme")
                 loaded(page)
                 run(page, page.get_by_role("button", name="Ask", exact=True))
                 shot("playground-after-wipe")
             if not only or "memory-explorer" in only:
-                page.goto(f"{url}/Memory?workspace=shots")
+                page.goto(f"{url}/Memory?{shots}")
                 loaded(page)
                 page.get_by_role("tab", name="Retrieval explorer").click()
                 page.get_by_label("Question", exact=True).fill("When does the support line open?")
@@ -91,7 +98,7 @@ def main() -> None:
                 shot("memory-explorer")
             if only and "wipe-test" not in only:
                 return
-            page.goto(f"{url}/Wipe_Test?workspace=shots&scenario=acme")
+            page.goto(f"{url}/Wipe_Test?{shots}&scenario=acme")
             loaded(page)
             # The learned arm trained from the page, as the demo does it, then the reveal.
             run(page, page.get_by_role("button", name="Train the learned arm on these 20 corrections first"))
@@ -102,11 +109,11 @@ def main() -> None:
             run(page, page.get_by_role("button", name="Run the wipe test"))
             page.get_by_text("Reveal", exact=True).scroll_into_view_if_needed()
             shot("wipe-test")
-            page.goto(f"{url}/Experiments?workspace=shots&scenario=poisoning")
+            page.goto(f"{url}/Experiments?{shots}&scenario=poisoning")
             loaded(page)
             run(page, page.get_by_role("button", name="Run", exact=True))
             shot("experiments")
-            page.goto(f"{url}/Workshop?workspace=shots&teacher=1")
+            page.goto(f"{url}/Workshop?{shots}&teacher=1")
             loaded(page)
             shot("workshop")
             browser.close()

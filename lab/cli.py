@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
 
     commands.add_parser("status", parents=[common], help="model, embedder, llama.cpp and workspace status")
+    share = commands.add_parser("share", parents=[common],
+                                help="the link that hands out copies of the workspace, and its owner's edit link")
+    share.add_argument("--url", default="http://localhost:8501", help="the app's address (default %(default)s)")
+    share.add_argument("--page", default="", help="the page the links open, e.g. Workshop (default: Home)")
     spaces = commands.add_parser("workspaces", parents=[common], help="list or prune the workspaces under $LAB_HOME")
     space_ops = spaces.add_subparsers(dest="op", required=True)
     space_ops.add_parser("list", parents=[common])
@@ -290,6 +294,20 @@ def cmd_status(session, args):
             f"replies:   {data['reply_cache']['entries']} cached for the class (of at most "
             f"{data['reply_cache']['max_entries']}) in {cache.path}")
     return data, text
+
+
+def cmd_share(session, args):
+    """Whoever runs the CLI holds the server's files, so it may see (and make) the edit key."""
+    from lab import sharing
+
+    workspace, base = session.workspace, args.url.rstrip("/")
+    settings = sharing.pinned_settings(workspace)
+    key = sharing.ensure_edit_key(workspace)
+    data = {"workspace": workspace.name,
+            "share_link": base + sharing.share_link(workspace.name, settings, args.page),
+            "edit_link": base + sharing.edit_link(workspace.name, key, settings, args.page)}
+    return data, (f"share (each visitor gets a copy): {data['share_link']}\n"
+                  f"edit (opens {workspace.name} itself; keep it to yourself): {data['edit_link']}")
 
 
 def cmd_workspaces(args):
@@ -464,7 +482,9 @@ def cmd_explain(session, args):
 
 
 HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
-            "status": cmd_status}
+            "status": cmd_status, "share": cmd_share}
+
+
 def cmd_cache(args):
     """The reply cache is the class's, not a workspace's: no session."""
     from lab.reply_cache import shared_cache
@@ -480,7 +500,6 @@ def cmd_cache(args):
 
 
 SESSIONLESS = {"check": cmd_check, "workspaces": cmd_workspaces, "cache": cmd_cache}
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,46 @@ class Workspace:
         return self.root / "results"
 
 
+def exists(name: str, root: Path | None = None) -> bool:
+    """Whether a workspace of that name has been made (looking never creates one)."""
+    try:
+        validate_name(name)
+    except LabError:
+        return False
+    return ((root or home()) / name).is_dir()
+
+
+# ---- the workspace's own metadata: where it was copied from, its pinned settings, its lock -----
+
+META_FILE = "lab.json"
+
+
+def read_meta(workspace: Workspace) -> dict:
+    """The workspace's metadata, {} when it has none (or it is unreadable: nothing here is vital
+    enough to stop a page; lab/class_lock.py fails closed on its own part)."""
+    import json
+
+    try:
+        data = json.loads((workspace.root / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def update_meta(workspace: Workspace, **changes) -> dict:
+    """Set (or, with None, remove) top-level fields of the metadata; written atomically."""
+    from lab.adapters import write_json_atomic
+
+    meta = read_meta(workspace)
+    for name, value in changes.items():
+        if value is None:
+            meta.pop(name, None)
+        else:
+            meta[name] = value
+    write_json_atomic(workspace.root / META_FILE, meta)
+    return meta
+
+
 def list_workspaces(root: Path | None = None) -> list[str]:
     """Names of the workspaces that exist under the root."""
     base = root or home()

@@ -19,7 +19,8 @@ settings = ui.link_settings()
 teacher = ui.teacher_mode()
 names = bundled_names()
 scenario_name = st.selectbox("Scenario", names, index=names.index(settings.scenario), key=key("scenario_box"),
-                             on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario_box")]))
+                             on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario_box")]),
+                             disabled=ui.settings_locked())
 scenario = load_scenario(scenario_name)
 st.caption(f"{scenario.description} The test puts this scenario's own {len(scenario.items)} corrections in a "
            "scratch memory; your own memories are set aside meanwhile and given back untouched.")

@@ -53,7 +53,8 @@ def show(run: dict) -> None:
 names = bundled_names()
 # The visit's scenario (acme unless a link or another page chose one): its curves climb.
 scenario_name = st.selectbox("Scenario", names, index=names.index(ui.link_settings().scenario), key=key("scenario"),
-                             on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario")]))
+                             on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario")]),
+                             disabled=ui.settings_locked())
 experiment_key = st.radio("Experiment", list(EXPERIMENTS), format_func=lambda k: EXPERIMENTS[k].label,
                horizontal=True, key=key("experiment"))
 experiment = EXPERIMENTS[experiment_key]

@@ -44,7 +44,8 @@ with st.container(border=True):
     question_col, arm_col = st.columns([4, 1])
     question = question_col.text_input("Question", workshop.REFUND_QUESTION, key=key("question"))
     arm = arm_col.selectbox("Arm", ARMS, index=ARMS.index(settings.arm), key=key("arm"),
-                            on_change=lambda: ui.update_link(arm=st.session_state[key("arm")]))
+                            on_change=lambda: ui.update_link(arm=st.session_state[key("arm")]),
+                            disabled=ui.settings_locked())
     note = st.text_input("A note to remember", key=key("note"),
                          help=f"For exercise 1, type: {workshop.REFUND_NOTE}")
     ask_col, remember_col, undo_col = st.columns(3)
@@ -176,7 +177,8 @@ with st.sidebar:
     if base:  # the whole address, so it can be pasted as it is
         link = base.split("?")[0].rsplit("/", 1)[0] + link
     st.code(link, language=None, wrap_lines=True)
-    st.caption("It opens the Workshop with these settings, each student in a workspace of their own.")
-    if not teacher and st.button("Reset my progress", key=key("reset")):
+    st.caption("It opens the Workshop with these settings, each student in a fresh workspace of their own. "
+               "For a copy of your lab, or a class link that holds teacher mode, use *Share this lab*.")
+    if not teacher and not ui.settings_locked() and st.button("Reset my progress", key=key("reset")):
         workshop.save_progress(lab.workspace, {})
         st.rerun()

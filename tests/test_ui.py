@@ -94,3 +94,36 @@ def test_a_link_followed_during_the_visit_changes_only_what_it_names_and_only_if
     test.run()
     assert test.session_state["ui.link"].k == 5 and any("k='lots'" in w.value for w in test.warning)
     assert test.query_params["k"] == "5"  # the address is written back with the visit's settings
+
+
+def test_a_workspace_name_alone_opens_a_copy_and_only_the_key_opens_the_lab():
+    owner = app()
+    name, key = owner.query_params["workspace"], owner.query_params["key"]
+    owner.session_state["ui.lab"].memory.add(NOTE)
+    visitor = app(workspace=name)
+    assert visitor.query_params["workspace"] != name and visitor.query_params["key"] != key
+    assert any(f"copied from `{name}`" in c.value for c in visitor.sidebar.caption)
+    assert not any(key in c.value for c in visitor.code)  # the share panel shows the visitor's own key only
+    visitor.session_state["ui.lab"].memory.wipe()
+    assert [m.text for m in owner.session_state["ui.lab"].memory.list()] == [NOTE]
+    assert app(workspace=name, key=key).session_state["ui.lab"].workspace.name == name
+
+
+def test_a_class_lock_holds_on_every_page():
+    from lab.class_lock import make_class
+
+    teacher = app(teacher="1", k="2", scenario="pirate")
+    lock, _ = make_class(teacher.session_state["ui.lab"].workspace, teacher.session_state["ui.link"])
+    student = app(**{"class": lock.token})
+    for page in PAGES:
+        student.switch_page(page).run()
+        assert not student.exception, page
+        assert (student.query_params["teacher"], student.query_params["k"]) == ("1", "2"), page
+        toggles = [t for t in student.toggle if t.key == "ui.teacher_toggle"]
+        assert all(t.disabled for t in toggles), page
+    assert not [b for b in student.button if b.key == "workshop.reset"]
+    # A page's own change of a held setting is refused with one line; the settings stay.
+    student.query_params["k"] = "50"
+    student.run()
+    assert student.session_state["ui.link"] == lock.settings
+    assert any("held by its class link" in w.value for w in student.warning)

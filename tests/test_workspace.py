@@ -80,3 +80,15 @@ def test_workspaces_cli_lists_and_prunes(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out) == {"pruned": []}
     assert main(["workspaces", "prune", "--older-than", "-3"]) != 0
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_metadata_is_read_and_updated_without_creating_anything(tmp_path):
+    from lab.workspace import exists, read_meta, update_meta
+
+    assert not exists("nobody", tmp_path) and not exists("../x", tmp_path) and not any(tmp_path.iterdir())
+    ws = Workspace.open("alice", root=tmp_path)
+    assert exists("alice", tmp_path) and read_meta(ws) == {}
+    update_meta(ws, copied_from="bob", settings={"k": "2"})
+    assert update_meta(ws, copied_from=None) == {"settings": {"k": "2"}} == read_meta(ws)
+    (ws.root / "lab.json").write_text("{damaged")
+    assert read_meta(ws) == {}
