@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -131,7 +130,3 @@ class TrainingCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return info
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
