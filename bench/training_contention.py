@@ -56,13 +56,49 @@ def train_and_ask(session, scenario, config, questions, *, ask: bool) -> tuple[l
                        "torch_threads": meta["torch_threads"]}
 
 
+def alternate_idle(thread_counts, rounds: int) -> None:
+    """Idle ask latency for each llama.cpp thread count, taking turns question by question."""
+    import json
+
+    from bench.common import RESULTS
+    from lab.engine import Engine
+    from lab.session import LabSession
+
+    os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="bench-contention-")
+    sessions = {}
+    for threads in thread_counts:
+        sessions[threads] = LabSession.open(f"bench-llama-{threads}")
+        sessions[threads].__dict__["engine"] = Engine(None, n_threads=threads)
+    questions = QUESTIONS[:rounds]
+    for session in sessions.values():
+        ask_ms(session, iter(QUESTIONS[-3:]))  # warm-up
+    times = {threads: [] for threads in sessions}
+    for question in questions:
+        for threads, session in sessions.items():
+            times[threads].append(ask_ms(session, iter([question])))  # the same question for each
+    found = {str(t): {k: round(v, 1) for k, v in summary(ms).items()} for t, ms in times.items()}
+    print(found)
+    path = RESULTS / "training_contention.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["idle_alternating_by_llama_threads"] = {"rounds": rounds, "ms": found,
+                                                 "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--idle-questions", type=int, default=12)
     parser.add_argument("--llama-threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--torch-threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--alternate-idle", type=int, metavar="ROUNDS",
+                        help="only compare llama.cpp's thread counts with nothing training, alternating them "
+                             "question by question (fair on a machine whose load changes), and add the figures "
+                             "to the results file")
     args = parser.parse_args()
+    if args.alternate_idle:
+        return alternate_idle(args.llama_threads, args.alternate_idle)
 
     os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="bench-contention-")
     from lab.engine import Engine
@@ -96,18 +132,24 @@ def main() -> None:
                    "training_slowdown": round(training["train_seconds"] / alone[torch_threads]["train_seconds"], 2)}
             rows.append(row)
             print(row, flush=True)
+            write_results("training_contention", _result(args, rows, complete=False))  # kept if stopped early
         session.close()
         engine.close()
 
-    best = min(rows, key=lambda r: (r["during_training_ms"]["p50_ms"], r["training_s"]))
-    result = {"scenario": "acme", "steps": args.steps, "cpu_count": os.cpu_count(), "splits": rows,
-              "lowest_ask_p50_during_training": {"llama_threads": best["llama_threads"],
-                                                 "torch_threads": best["torch_threads"]},
-              "note": "one process, as in the app: the training on a TrainingJob thread, the asks on the main "
-                      "thread, back to back while the training's steps run; the machine is shared with other "
-                      "work, so compare rows measured in the same run"}
+    result = _result(args, rows, complete=True)
     print(result["lowest_ask_p50_during_training"])
     write_results("training_contention", result)
+
+
+def _result(args, rows, *, complete: bool) -> dict:
+    best = min(rows, key=lambda r: (r["during_training_ms"]["p50_ms"], r["training_s"]))
+    return {"scenario": "acme", "steps": args.steps, "cpu_count": os.cpu_count(), "complete": complete,
+            "splits": rows,
+            "lowest_ask_p50_during_training": {"llama_threads": best["llama_threads"],
+                                               "torch_threads": best["torch_threads"]},
+            "note": "one process, as in the app: the training on a TrainingJob thread, the asks on the main "
+                    "thread, back to back while the training's steps run; the machine is shared with other "
+                    "work, so compare rows measured in the same run"}
 
 
 if __name__ == "__main__":
