@@ -257,6 +257,46 @@ def show_error(error: LabError, where=st) -> None:
     where.error(error.app_message, icon=":material/error:")
 
 
+def _ordinal(n: int) -> str:
+    return {1: "next", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
+def training_progress(job, key) -> None:
+    """An unfinished TrainingJob: its place in the server's training queue and when it should
+    start, or its progress once it trains; a Cancel button either way. Finished jobs are the
+    page's to report. Trainings run one at a time (lab/training_queue.py), so with a class
+    pressing Train together most of them wait, and should say so rather than look stuck."""
+    import time
+
+    if job is None or job.finished:
+        return
+    if job.state == "queued":
+        start = job.expected_start
+        if job.waiting_elsewhere:
+            text = ("Queued: waiting for a training started elsewhere on this server (from the command "
+                    "line, for instance) to finish. Trainings run one at a time.")
+        elif job.position:
+            when = (f" Expected to start in about {max(0, start - time.time()):.0f} s "
+                    f"({time.strftime('%H:%M:%S', time.localtime(start))}).") if start else ""
+            text = (f"Queued: {_ordinal(job.position)} in line. Trainings run one at a time on this server, "
+                    f"so questions stay quick.{when}")
+        else:  # out of the line already: an identical training done before is being registered
+            text = "Getting the adapter ready…"
+        st.info(text, icon=":material/hourglass_top:")
+        label = "Cancel (leave the queue)"
+    else:
+        last = job.progress[-1] if job.progress else None
+        st.progress(last.step / last.steps if last else 0.0,
+                    text=(f"training: step {last.step}/{last.steps} · loss {last.loss:.3f} · "
+                          f"{last.tokens_per_s:.0f} tokens/s · about {last.eta_s:.0f} s left") if last else
+                    "preparing the base model for training (the first time only: it is converted once and "
+                    "kept), then training…")
+        label = "Cancel training"
+    if st.button(label, key=key("cancel")):
+        job.cancel()
+
+
+
 # ---- teacher mode and shareable links ------------------------------------------------------
 
 

@@ -61,8 +61,9 @@ def write_json_atomic(path: Path, data: dict) -> None:
 class AdapterRegistry:
     """Named adapters in one workspace folder."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, limits=None):
         self.directory = Path(directory)
+        self.limits = limits  # lab.limits.Limits of the workspace around `directory`; None: unlimited
         self.directory.mkdir(parents=True, exist_ok=True)
         self._active_file = self.directory / "active.json"
 
@@ -95,13 +96,26 @@ class AdapterRegistry:
             raise NotFound(f"no adapter named {name!r} (known: {known}); {TRAIN_HINT}")
         return AdapterInfo(name, path, name == self.active_name(), self._meta(path.parent))
 
-    def register(self, name: str, gguf_file: Path, meta: dict) -> AdapterInfo:
-        """Move a finished, validated adapter file into the registry under `name`."""
+    def register(self, name: str, gguf_file: Path, meta: dict, *, incoming_bytes: int | None = None) -> AdapterInfo:
+        """Move a finished, validated adapter file into the registry under `name`, within the
+        workspace's limits (lab/limits.py): a new name needs room for one more adapter, and the
+        files (`incoming_bytes`, else the GGUF's size) room on disk. Refused, nothing changes."""
+        self.check_room(name, Path(gguf_file).stat().st_size if incoming_bytes is None else incoming_bytes)
         folder = self.path_for(name).parent
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(folder / "meta.json", meta)
         os.replace(gguf_file, folder / "adapter.gguf")  # atomic: no partial file is ever visible
         return self.get(name)
+
+    def check_room(self, name: str, incoming_bytes: int = 0) -> None:
+        """Raise LimitReached if adding adapter `name` would pass a workspace limit."""
+        from lab.limits import check_adapter_room, check_disk_room
+
+        if self.limits is None:
+            return
+        if not self.path_for(name).exists():  # replacing an adapter adds none
+            check_adapter_room(self.limits, len(self.list()))
+        check_disk_room(self.limits, self.directory.parent, incoming_bytes)  # the registry sits in its workspace
 
     def active_name(self) -> str | None:
         try:

@@ -366,6 +366,11 @@ def cmd_train(session, args):
     result = consolidate(session, name=args.name, scenario=scenario, config=config, on_progress=progress)
     if show:
         print(file=sys.stderr)
+    if result.reused:
+        return result.to_json(), (f"adapter {result.name!r} ready in {result.seconds:.1f} s: the same training "
+                                  f"(same data, settings and seed) was done before on this server, in "
+                                  f"{result.training_seconds:.1f} s, and is reused ({result.steps} steps, final "
+                                  f"loss {result.final_loss:.3f}); it is now active\n{result.path}")
     return result.to_json(), (f"trained adapter {result.name!r} in {result.seconds:.1f} s "
                               f"({result.steps} steps, final loss {result.final_loss:.3f}, "
                               f"{result.train_tokens_per_s:.0f} train tokens/s); it is now active\n"

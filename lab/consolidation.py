@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
 from lab import prompting
 from lab.errors import LabError
-from lab.learning import Example, Progress, TrainingConfig, TrainingResult, train
+from lab.learning import Example, Progress, TrainingConfig, TrainingResult, base_sha256, train
+from lab.models import resolve_model_path
 from lab.scenario import Scenario
+from lab.training_cache import TrainingCache, training_key
+from lab.training_queue import QUEUE, Ticket
 
 # Replay: the base model's own answers to general questions are mixed into training, so
 # the adapter is also pulled towards leaving unrelated knowledge alone. Each question comes
@@ -141,12 +145,20 @@ def replay_examples(questions, engine) -> list[Example]:
 
 def consolidate(session, *, name: str, scenario: Scenario | None = None, config: TrainingConfig | None = None,
                 on_progress: Callable[[Progress], None] | None = None,
-                cancel: threading.Event | None = None, activate: bool = True) -> TrainingResult:
-    """Train an adapter from the workspace memory (or `scenario`), register it, activate it."""
+                cancel: threading.Event | None = None, activate: bool = True,
+                ticket: Ticket | None = None) -> TrainingResult:
+    """Train an adapter from the workspace memory (or `scenario`), register it, activate it.
+
+    An identical training done before on this LAB_HOME (same base, examples, settings, seed)
+    is not repeated: its adapter is registered here under `name` (lab/training_cache.py) and
+    the result says `reused`. Otherwise the training waits its turn in the server's queue
+    (lab/training_queue.py; `ticket` is its place if the caller took one already)."""
     from lab.adapters import validate_adapter_name
 
+    started = time.perf_counter()
     config = (config or TrainingConfig()).validate()
     validate_adapter_name(name)
+    session.adapters.check_room(name)  # a full workspace is refused before minutes of training
     if scenario is not None:
         examples = examples_from_scenario(scenario, paraphrases=config.paraphrases)
     else:
@@ -159,18 +171,47 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
     if config.replay:
         examples += replay_examples(REPLAY_QUESTIONS, session.engine)
 
-    result = train(examples, config, engine=session.engine, name=name, out_dir=session.adapters.directory,
-                   on_progress=on_progress, cancel=cancel)
-    peft_dir = Path(result.meta.pop("peft_dir"))
-    meta = {**result.meta, "source": f"scenario:{scenario.name}" if scenario else "memory"}
+    cache = TrainingCache()
+    key = training_key(base_sha256(resolve_model_path(session.engine.path)), examples, config)
+    trained = None
+    ticket = ticket or QUEUE.join(name, config.steps)
     try:
-        info = session.adapters.register(name, result.path, meta)
-        target = info.path.parent / "peft"
-        shutil.rmtree(target, ignore_errors=True)
-        peft_dir.rename(target)
+        if not cache.has(key):
+            with QUEUE.turn(ticket, cancel):
+                if not cache.has(key):  # not trained by another request while this one waited
+                    trained = _train_into(cache, key, examples, config, session.engine, name, ticket,
+                                          on_progress, cancel)
     finally:
-        shutil.rmtree(peft_dir, ignore_errors=True)
+        QUEUE.leave(ticket)
+    reused = trained is None
+    info = cache.register_copy(key, session.adapters, name, {
+        "source": f"scenario:{scenario.name}" if scenario else "memory", "reused": reused,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **({"reused_in_s": round(time.perf_counter() - started, 2)} if reused else {})})
     if activate:
         session.adapters.activate(name)
-    result.path = info.path
+    if trained is not None:
+        trained.path, trained.meta = info.path, info.meta  # `seconds`: the training's own, queue wait aside
+        return trained
+    meta = info.meta
+    return TrainingResult(name=name, path=info.path, seconds=time.perf_counter() - started, steps=config.steps,
+                          final_loss=meta["loss_curve"][-1], train_tokens_per_s=meta["train_tokens_per_s"],
+                          loss_curve=list(meta["loss_curve"]), meta=meta, reused=True)
+
+
+def _train_into(cache: TrainingCache, key: str, examples, config, engine, name, ticket, on_progress, cancel):
+    """Train once and store the adapter in the shared cache under `key`."""
+    def progress(report):
+        ticket.report(report)  # the queue's expected starts for those behind
+        if on_progress is not None:
+            on_progress(report)
+
+    work = cache.staging_dir()
+    try:
+        result = train(examples, config, engine=engine, name=name, out_dir=work, on_progress=progress,
+                       cancel=cancel)
+        peft_dir = Path(result.meta.pop("peft_dir"))
+        cache.store(key, result.path, peft_dir, result.meta)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return result

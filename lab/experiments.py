@@ -249,7 +249,7 @@ def sweep_rank(session: LabSession, scenario: Scenario, ranks, *, steps: int = R
                 size = result.path.stat().st_size
             finally:
                 scratch.adapters.delete(result.name)
-            rows.append({**_metrics_row("rank", rank, metrics), "train_seconds": round(result.seconds, 1),
+            rows.append({**_metrics_row("rank", rank, metrics), "train_seconds": round(result.training_seconds, 1),
                          "final_loss": round(result.final_loss, 4), "adapter_kb": round(size / 1024, 1),
                          "trainable_parameters": result.meta.get("trainable_parameters")})
             if on_point:

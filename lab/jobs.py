@@ -2,11 +2,13 @@
 
 The app must stay responsive while an adapter trains (minutes, not milliseconds), and
 other students keep asking questions meanwhile. A TrainingJob runs consolidate() on a
-worker thread and keeps what a page needs to draw: every progress report, the result
-or the one-line error.
+worker thread and keeps what a page needs to draw: its place in the server's training
+queue while it waits, every progress report, the result or the one-line error.
 
     job = TrainingJob(session, name="v1", scenario=None, config=TrainingConfig(steps=40)).start()
-    job.progress[-1].loss; job.cancel(); job.state  # "running" | "done" | "failed" | "cancelled"
+    job.state        # "queued" | "running" | "done" | "failed" | "cancelled"
+    job.position     # while queued: 1 = next in line
+    job.expected_start; job.progress[-1].loss; job.cancel()  # cancel works queued or running
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import time
 
 from lab.errors import LabError
 from lab.learning import Progress, TrainingCancelled, TrainingConfig, TrainingResult
+from lab.training_queue import QUEUE, Ticket
+
+FINISHED = ("done", "failed", "cancelled")
 
 
 class TrainingJob:
@@ -27,13 +32,17 @@ class TrainingJob:
         self.progress: list[Progress] = []
         self.result: TrainingResult | None = None
         self.error: str | None = None
-        self.state = "pending"
         self.started_at: float | None = None
+        self.ticket: Ticket | None = None
+        self._queue = QUEUE  # the server's one line (consolidate waits in it)
+        self._outcome: str | None = None  # one of FINISHED once the worker has ended
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"train-{name}", daemon=True)
 
     def start(self) -> "TrainingJob":
-        self.state = "running"
+        # The place in line is taken now, on the caller's thread, so the page that started
+        # the job can show it at once.
+        self.ticket = self._queue.join(self.name, self.config.steps)
         self.started_at = time.time()
         self._thread.start()
         return self
@@ -46,19 +55,44 @@ class TrainingJob:
         return self
 
     @property
+    def state(self) -> str:
+        if self._outcome is not None:
+            return self._outcome
+        if self.ticket is None:
+            return "pending"
+        return "running" if self.ticket.started else "queued"
+
+    @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self.state in FINISHED
+
+    @property
+    def position(self) -> int | None:
+        """While queued, its place in line (1 = next); else None."""
+        return self._queue.position(self.ticket) if self.state == "queued" else None
+
+    @property
+    def expected_start(self) -> float | None:
+        """While queued, when its turn should come (time.time()); None if unknown or not queued."""
+        return self._queue.expected_start(self.ticket) if self.state == "queued" else None
+
+    @property
+    def waiting_elsewhere(self) -> bool:
+        """Queued behind a training in another process (the CLI on the same LAB_HOME)."""
+        return bool(self.ticket and self.ticket.waiting_elsewhere and self.state == "queued")
 
     def _run(self) -> None:
         from lab.consolidation import consolidate
 
         try:
             self.result = consolidate(self.session, name=self.name, scenario=self.scenario, config=self.config,
-                                      on_progress=self.progress.append, cancel=self._cancel)
-            self.state = "done"
+                                      on_progress=self.progress.append, cancel=self._cancel, ticket=self.ticket)
+            self._outcome = "done"
         except TrainingCancelled as error:
-            self.error, self.state = str(error), "cancelled"
+            self.error, self._outcome = str(error), "cancelled"
         except LabError as error:
-            self.error, self.state = error.app_message, "failed"
+            self.error, self._outcome = error.app_message, "failed"
         except Exception as error:  # a bug must still end the job visibly, as one line
-            self.error, self.state = f"unexpected {type(error).__name__}: {error}", "failed"
+            self.error, self._outcome = f"unexpected {type(error).__name__}: {error}", "failed"
+        finally:
+            self._queue.leave(self.ticket)  # never left blocking the line, whatever happened

@@ -34,6 +34,16 @@ from lab.models import MODELS_DIR, file_sha256, read_gguf_header, resolve_model_
 
 CACHE_DIR = MODELS_DIR / "cache"
 ALL_MODULES = tuple(HF_TO_GGUF)
+# Part of every shared training's key (lab/training_cache.py): bump it whenever train()
+# changes what it computes from the same examples and settings, so no adapter trained by
+# the old recipe is handed out as if the new one had made it.
+RECIPE_VERSION = 1
+# torch's threads while training. On the 2-core class server a training shares the cores
+# with everyone's questions (llama.cpp), so it gets one: bench/training_contention.py measured
+# 1 thread finishing faster than 2 even alone on a busy machine (89 s against 166 s) and
+# leaving questions far quicker during training (p50 0.56 s against 1.3 s, llama.cpp on 1).
+TRAINING_THREADS_ENV = "LAB_TRAINING_THREADS"
+DEFAULT_TRAINING_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,19 @@ class TrainingResult:
     train_tokens_per_s: float
     loss_curve: list[float] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    # True when an identical training had been done before and its adapter was registered
+    # instead (lab/training_cache.py): `seconds` is then this request's, not the training's.
+    reused: bool = False
+
+    @property
+    def training_seconds(self) -> float:
+        """What training this adapter took, whoever trained it."""
+        return float(self.meta.get("seconds", self.seconds))
 
     def to_json(self) -> dict:
         return {"name": self.name, "path": str(self.path), "seconds": round(self.seconds, 2), "steps": self.steps,
-                "final_loss": round(self.final_loss, 4), "train_tokens_per_s": round(self.train_tokens_per_s, 1)}
+                "final_loss": round(self.final_loss, 4), "train_tokens_per_s": round(self.train_tokens_per_s, 1),
+                "reused": self.reused}
 
 
 class TrainingCancelled(LabError):
@@ -122,8 +141,25 @@ def _quiet_transformers() -> None:
     transformers_logging.set_verbosity_error()
 
 
-def base_cache_dir(base_path: Path) -> Path:
-    """models/cache/<first 16 hex of the base's sha256>: one dequantized copy per base file."""
+def training_threads() -> int:
+    """How many threads torch trains with: $LAB_TRAINING_THREADS, else DEFAULT_TRAINING_THREADS
+    (never more than the machine has)."""
+    cores = os.cpu_count() or 1
+    raw = os.environ.get(TRAINING_THREADS_ENV, "").strip()
+    if not raw:
+        return max(1, min(cores, DEFAULT_TRAINING_THREADS))
+    try:
+        wanted = int(raw)
+    except ValueError:
+        raise LabError(f"{TRAINING_THREADS_ENV} must be a whole number of threads, not {raw[:20]!r}") from None
+    if wanted < 1:
+        raise LabError(f"{TRAINING_THREADS_ENV} must be at least 1, not {wanted}")
+    return min(cores, wanted)
+
+
+def base_sha256(base_path: Path) -> str:
+    """The base model file's sha256, hashed once per (path, size, mtime) and remembered."""
+    base_path = Path(base_path)
     stat = base_path.stat()
     # Hashing 100 MB takes a moment; remember it per (path, size, mtime).
     key_file = CACHE_DIR / "hashes.json"
@@ -136,7 +172,12 @@ def base_cache_dir(base_path: Path) -> Path:
         known[key] = file_sha256(base_path)
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         key_file.write_text(json.dumps(known, indent=1))
-    return CACHE_DIR / known[key][:16]
+    return known[key]
+
+
+def base_cache_dir(base_path: Path) -> Path:
+    """models/cache/<first 16 hex of the base's sha256>: one dequantized copy per base file."""
+    return CACHE_DIR / base_sha256(base_path)[:16]
 
 
 _loaded: dict[str, tuple] = {}
@@ -313,22 +354,33 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
           cancel: threading.Event | None = None) -> TrainingResult:
     """Train a LoRA adapter on `examples`; write it as GGUF to a hidden temp file in `out_dir`,
     checked by llama.cpp. Returns the result; registering the file is the caller's move."""
+    import torch
+
+    config.validate()
+    if not examples:
+        raise LabError("the training set is empty: remember some corrections (with a question and an answer) "
+                       "or pass --scenario NAME")
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(training_threads())  # process-wide (the embedder too): given back afterwards
+    try:
+        return _train(examples, config, engine=engine, name=name, out_dir=Path(out_dir), on_progress=on_progress,
+                      cancel=cancel)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(examples, config, *, engine, name, out_dir, on_progress, cancel) -> TrainingResult:
     import warnings
 
     import torch
     from peft import LoraConfig, get_peft_model
 
     warnings.filterwarnings("ignore", category=FutureWarning)
-    config.validate()
-    if not examples:
-        raise LabError("the training set is empty: remember some corrections (with a question and an answer) "
-                       "or pass --scenario NAME")
     started = time.perf_counter()
     base_path = resolve_model_path(engine.path)
     model, tokenizer = load_base(base_path)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
 
@@ -418,6 +470,7 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
             "train_seconds": round(train_seconds, 2), "train_tokens": tokens_seen,
             "train_tokens_per_s": round(tokens_seen / train_seconds, 1),
             "trainable_parameters": sum(p.numel() for p in trainable), "device": device,
+            "torch_threads": torch.get_num_threads(),
             "tokenizer_matches_llama_cpp": tokenizer_matches,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     return TrainingResult(name=name, path=gguf_tmp, seconds=seconds, steps=config.steps, final_loss=losses[-1],

@@ -306,8 +306,10 @@ class MemoryStore:
     processes opening the same directory (SQLite locking plus the generation check).
     """
 
-    def __init__(self, directory: Path, embedder: Embedder | None = None):
+    def __init__(self, directory: Path, embedder: Embedder | None = None, *, limits=None):
         self.directory = Path(directory)
+        # lab.limits.Limits of the workspace this folder sits in; None (a bare store): unlimited.
+        self.limits = limits
         self._embedder = embedder  # loaded on first use: opening and listing need no model
         self._dim = embedder.dim if embedder is not None else DIM
         self._lock = threading.RLock()
@@ -768,6 +770,7 @@ class MemoryStore:
     def _add_records(self, records: list[tuple], op: str, origin: str = "") -> list[Memory]:
         if not records:
             return []
+        self._check_room(len(records))
         vectors = self.embedder.embed([record[0] for record in records])  # (n, dim), outside the lock
         with self._lock:
             self._sync()
@@ -788,6 +791,15 @@ class MemoryStore:
                 self._finish_change(change, summary)
             self._after_commit(change, ids=ids, vectors=vectors)
         return [Memory(memory_id, *record, change.at, change.at) for memory_id, record in zip(ids, records)]
+
+    def _check_room(self, adding: int) -> None:
+        """The workspace limits (lab/limits.py), before anything is embedded or written: a refused
+        add, add_many or import changes nothing. The memory folder sits in its workspace."""
+        from lab.limits import BYTES_PER_MEMORY, check_disk_room, check_memory_room
+
+        if self.limits is not None:
+            check_memory_room(self.limits, self.count(), adding)
+            check_disk_room(self.limits, self.directory.parent, adding * BYTES_PER_MEMORY)
 
     def _vectors(self, rows: list[tuple]) -> np.ndarray:
         """(n, dim) float32 from (id, embedding blob) rows; a damaged blob is a one-line error."""

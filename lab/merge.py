@@ -22,6 +22,8 @@ import numpy as np
 
 from lab.errors import LabError
 
+MERGED_GROWTH = 1.6  # a merged model's size against its base's, about (140 MB from 90, above)
+
 def merge_adapter(base_path: Path, adapter_path: Path, out_path: Path, *, name: str | None = None) -> Path:
     """Write base + adapter as one GGUF model at `out_path` (atomically) and return it."""
     import gguf
@@ -90,6 +92,11 @@ def make_permanent(session, name: str) -> dict:
     import time
 
     info = session.adapters.get(name)
+    if session.adapters.limits is not None:  # the biggest write a student can ask for: room first
+        from lab.limits import check_disk_room
+
+        check_disk_room(session.adapters.limits, session.workspace.root,
+                        int(Path(session.engine.path).stat().st_size * MERGED_GROWTH))
     start = time.perf_counter()
     out = merge_adapter(session.engine.path, info.path, info.path.parent / "merged.gguf",
                         name=f"{session.engine.info.name} + {name}")

@@ -12,6 +12,7 @@ from functools import cached_property
 from lab.adapters import AdapterRegistry
 from lab.agent import Agent
 from lab.engine import Engine, get_engine
+from lab.limits import Limits
 from lab.memory import MemoryStore
 from lab.workspace import Workspace, mark_used
 
@@ -28,12 +29,17 @@ class LabSession:
         return cls(opened, model_path)
 
     @cached_property
+    def limits(self) -> Limits:
+        """What the workspace may hold (lab/limits.py), read from the environment when first needed."""
+        return Limits.from_env()
+
+    @cached_property
     def memory(self) -> MemoryStore:
-        return MemoryStore(self.workspace.memory_dir)
+        return MemoryStore(self.workspace.memory_dir, limits=self.limits)
 
     @cached_property
     def adapters(self) -> AdapterRegistry:
-        return AdapterRegistry(self.workspace.adapters_dir)
+        return AdapterRegistry(self.workspace.adapters_dir, limits=self.limits)
 
     @cached_property
     def engine(self) -> Engine:

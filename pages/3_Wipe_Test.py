@@ -66,19 +66,17 @@ def training_panel():
     job = st.session_state.get(key("job"))
     if job is None or st.session_state.get(key("job_shown")) is job:
         return
-    last = job.progress[-1] if job.progress else None
-    if not job.finished:
-        st.progress(last.step / last.steps if last else 0.0,
-                    text=f"training: step {last.step}/{last.steps} · loss {last.loss:.3f} · about "
-                         f"{last.eta_s:.0f} s left" if last else
-                    "preparing the base model for training (the first time only: it is converted once and "
-                    "kept), then training…")
-    elif job.state == "done":
+    ui.training_progress(job, key)  # queued (place, expected start) or running; Cancel either way
+    if job.state == "done":
         st.session_state[key("job_shown")] = job
-        st.session_state[key("trained_notice")] = (f"Trained adapter **{job.result.name}** on these corrections "
-                                                   f"in {job.result.seconds:.0f} s; it is now active.")
+        result = job.result
+        st.session_state[key("trained_notice")] = (
+            f"Adapter **{result.name}** ready on these corrections in {result.seconds:.1f} s: the same training "
+            f"had been done on this server before (in {result.training_seconds:.0f} s), so it was reused; it is "
+            "now active." if result.reused else
+            f"Trained adapter **{result.name}** on these corrections in {result.seconds:.0f} s; it is now active.")
         st.rerun(scope="app")  # the adapter box and the predictions above change
-    else:
+    elif job.finished:
         st.warning(job.error)
 
 

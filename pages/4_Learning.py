@@ -75,28 +75,23 @@ def progress_panel():
     job = st.session_state.get(key("job"))
     if job is None:
         return
-    last = job.progress[-1] if job.progress else None
-    if not job.finished:
-        st.progress(last.step / last.steps if last else 0.0,
-                    text=(f"step {last.step}/{last.steps} · loss {last.loss:.3f} · {last.tokens_per_s:.0f} tokens/s · "
-                          f"ETA {last.eta_s:.0f} s") if last else
-                    "preparing the base model for training (the first time only: it is converted once and kept)…")
+    ui.training_progress(job, key)  # queued (place, expected start) or running; Cancel either way
     if job.progress:
         figure = go.Figure(go.Scatter(x=[p.step for p in job.progress], y=[p.loss for p in job.progress],
                                       mode="lines+markers"))
         figure.update_layout(xaxis_title="step", yaxis_title="loss", height=280, margin=dict(t=10))
         st.plotly_chart(figure, width="stretch", key=key("loss"))
-    if not job.finished:
-        if st.button("Cancel training", key=key("cancel")):
-            job.cancel()
-    elif job.state == "done":
-        st.success(f"Adapter {job.result.name!r} trained in {job.result.seconds:.1f} s and activated. "
+    if job.state == "done":
+        result = job.result
+        reuse = (f", once: the same training (same data, settings and seed) had been done on this server "
+                 f"before, so it was reused here in {result.seconds:.1f} s" if result.reused else "")
+        st.success(f"Adapter {result.name!r} trained in {result.training_seconds:.1f} s{reuse}, and activated. "
                    "Now wipe the memory and ask again.")
         if st.session_state.get(key("job_shown")) is not job:
             # The list and the costs below were drawn before it finished: redraw the whole page once.
             st.session_state[key("job_shown")] = job
             st.rerun(scope="app")
-    else:
+    elif job.finished:
         st.warning(job.error)
 
 
@@ -109,7 +104,9 @@ for info in lab.adapters.list():
     cols = st.columns([3, 1, 1, 1])
     meta = info.meta
     cols[0].write(f"{':material/check_circle: active · ' if info.active else ''}**{info.name}** · "
-                  f"{info.to_json()['size_bytes'] / 1e6:.1f} MB · trained in {meta.get('seconds', '?')} s on "
+                  f"{info.to_json()['size_bytes'] / 1e6:.1f} MB · "
+                  f"{'reused an identical training, ' if meta.get('reused') else ''}"
+                  f"trained in {meta.get('seconds', '?')} s on "
                   f"{TRAINED_ON.get(meta.get('source'), str(meta.get('source', '?')).replace('scenario:', 'scenario '))}")
     if cols[1].button("Activate", key=key(f"activate-{info.name}"), disabled=info.active):
         lab.adapters.activate(info.name)

@@ -7,7 +7,7 @@ from lab import workshop
 from lab.agent import ARMS
 from lab.errors import LabError
 from lab.links import build_link
-from lab.consolidation import consolidate
+from lab.jobs import TrainingJob
 from lab.scenario import bundled_names, load_scenario
 
 DONE_ICON, OPEN_ICON = ":material/check_circle:", ":material/radio_button_unchecked:"
@@ -69,6 +69,24 @@ with st.container(border=True):
                f"adapter: {lab.adapters.active_name() or 'none'}")
 
 
+def training_panel():
+    """The wipe exercise's training: its place in the queue, its progress, then one notice."""
+    job = st.session_state.get(key("job"))
+    if job is None or st.session_state.get(key("job_shown")) is job:
+        return
+    ui.training_progress(job, key)
+    if job.state == "done":
+        st.session_state[key("job_shown")] = job
+        result = job.result
+        how = (f"reused the same training done earlier on this server ({result.seconds:.1f} s)" if result.reused
+               else f"in {result.seconds:.0f} s")
+        st.session_state[key("trained_notice")] = (f"Trained {result.name!r} on the {job.scenario.name} "
+                                                   f"corrections, {how}; it is active.")
+        st.rerun(scope="app")  # the predictions below now include the learned arm
+    elif job.finished:
+        st.warning(job.error)
+
+
 # Helpers that shorten a step. They change the lab because the student asks them to; checks never do.
 def poison_helpers(state):
     if st.button("Remember the wrong note", key=key("poison")):
@@ -87,19 +105,17 @@ def wipe_helpers(state):
         why = (f"The active adapter **{active.name}** was not trained on {scenario.name}" if active
                else "No adapter is active")
         st.info(f"{why}, so the learned arm would have nothing to keep or lose in this test.")
-        if st.button(f"Train the learned arm on the {scenario.name} corrections first", key=key("train")):
-            with st.status(f"Training an adapter on {scenario.name}…", expanded=True) as status:
-                bar = st.progress(0.0, text="preparing the base model (the first time only), then training…")
-                try:
-                    result = consolidate(lab, name=lab.adapters.free_name(scenario.name), scenario=scenario,
-                                         on_progress=lambda p: bar.progress(
-                                             p.step / p.steps, text=f"step {p.step}/{p.steps} · loss {p.loss:.3f}"))
-                except LabError as error:
-                    status.update(label=error.app_message, state="error")
-                else:
-                    st.session_state[key("trained_notice")] = (f"Trained {result.name!r} on the {scenario.name} "
-                                                               f"corrections in {result.seconds:.0f} s; it is active.")
-                    st.rerun()  # the predictions below now include the learned arm
+        job = st.session_state.get(key("job"))
+        if st.button(f"Train the learned arm on the {scenario.name} corrections first", key=key("train"),
+                     disabled=bool(job and not job.finished)):
+            try:
+                st.session_state[key("job")] = TrainingJob(lab, name=lab.adapters.free_name(scenario.name),
+                                                           scenario=scenario).start()
+            except LabError as error:
+                ui.show_error(error)
+        job = st.session_state.get(key("job"))
+        # Polls only while the training is queued or runs (see ui.poll_while).
+        ui.poll_while(bool(job and not job.finished))(training_panel)()
     if notice := st.session_state.get(key("trained_notice")):
         st.success(notice)
     arms = ["memory"] + (["learned"] if lab.adapters.active() else [])

@@ -258,6 +258,8 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
 
     # 5. Predict the wipe test: train the learned arm on acme from the exercise, predict, run, check.
     click_and_wait(page, exercise_button(page, "wipe-prediction", "train"), timeout_ms=600_000)
+    # The training runs (or waits in the server's queue) off the page; its notice says when it is done.
+    page.get_by_text("on the acme corrections,").wait_for(timeout=600_000)
     wait_until_quiet(page)
     page.locator(".st-key-workshop-predict-memory").get_by_text("loses the improvement").click()
     page.locator(".st-key-workshop-predict-learned").get_by_text("keeps the improvement").click()

@@ -97,8 +97,9 @@ def test_a_cancelled_run_leaves_the_previous_adapter_active_and_no_files(trained
         if progress.step == 2:
             cancel.set()
 
-    with pytest.raises(TrainingCancelled):
-        consolidate(session, name="v2", config=TrainingConfig(**QUICK), on_progress=stop_at_step_two, cancel=cancel)
+    with pytest.raises(TrainingCancelled):  # seed 1: v1's own settings would reuse v1 (lab/training_cache.py)
+        consolidate(session, name="v2", config=TrainingConfig(**QUICK, seed=1), on_progress=stop_at_step_two,
+                    cancel=cancel)
     assert session.adapters.active_name() == "v1"
     assert sorted(p.name for p in session.adapters.directory.rglob("*")) == before
 

@@ -158,3 +158,35 @@ def test_learning_page_asks_before_replacing_an_adapter_and_has_help_for_its_kno
     assert all(s.help for s in app.slider) and all(s.help for s in app.select_slider)
     remember_cost = {m.label: m.value for m in app.metric}["to remember one correction"]
     assert remember_cost != "0 ms" and remember_cost.endswith(" ms")
+
+
+def test_a_queued_training_shows_its_place_and_is_cancelled_from_the_page():
+    """Another training holds the server's one training slot: the Wipe Test page's training
+    waits in line, says so with its expected start, and Cancel takes it out with nothing changed."""
+    import threading
+
+    from lab.training_queue import QUEUE
+
+    holder, entered, release = QUEUE.join("someone-else", 40), threading.Event(), threading.Event()
+
+    def hold():
+        with QUEUE.turn(holder):
+            entered.set()
+            release.wait(120)
+
+    blocker = threading.Thread(target=hold)
+    blocker.start()
+    try:
+        entered.wait(10)
+        app = page("3_Wipe_Test.py").run()
+        app.button(key="wipe_test.train").click().run()
+        job = app.session_state["wipe_test.job"]
+        assert job.state == "queued" and job.position == 1 and job.expected_start is not None
+        queued = [i.value for i in app.info if i.value.startswith("Queued")]
+        assert queued and "next in line" in queued[0] and "Expected to start in about" in queued[0], queued
+        app.button(key="wipe_test.cancel").click().run()
+        job.wait(30)
+        assert job.state == "cancelled" and app.session_state["ui.lab"].adapters.list() == []
+    finally:
+        release.set()
+        blocker.join(10)
