@@ -123,6 +123,7 @@ class GreedyDecoder:
         if not self._ctx:
             raise RuntimeError("llama.cpp could not create a decoding context")
         self.n_ctx = cells
+        self.n_threads = n_threads
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._batch = llama_cpp.llama_batch_init(MICRO_BATCH, 0, MAX_SEQUENCES)
         self._n_vocab = llm.n_vocab()
@@ -138,6 +139,12 @@ class GreedyDecoder:
         self.applied = None  # the adapter key in effect, kept by the engine
         # Rows evaluated and seconds spent, by kind (prompt, reply, padding): bench/ reads them.
         self.spent: Counter = Counter()
+
+    def set_threads(self, n_threads: int) -> None:
+        """Decode with `n_threads` from the next call on (llama.cpp reads it per decode)."""
+        if n_threads != self.n_threads:
+            self._L.llama_set_n_threads(self._ctx, n_threads, n_threads)
+            self.n_threads = n_threads
 
     def set_adapter(self, pointer, scale: float = 1.0) -> bool:
         """Apply one LoRA adapter (a llama.cpp pointer), or none; False if llama.cpp refuses."""

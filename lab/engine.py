@@ -292,6 +292,7 @@ class Engine:
     def _serve_round(self, group, requests, *, admit=None, on_reply=None):
         """One round for the scheduler, in its worker thread, with the engine's lock held."""
         decoder = self._decoder_locked()
+        decoder.set_threads(self._decoding_threads())
         key, path = group
         pointer = self._load_adapter_locked(path)[1] if path is not None else None
         if decoder.applied != key:
@@ -299,6 +300,22 @@ class Engine:
                 raise LabError(f"llama.cpp could not apply adapter {path}")
             decoder.applied = key
         return decoder.serve_round(requests, admit=admit, on_reply=on_reply)
+
+    def _decoding_threads(self) -> int:
+        """All the cores, except those a training in this process is using: with torch's thread
+        and two of llama.cpp's on two cores, llama.cpp's threads wait on each other at every
+        step (bench/training_contention.py: asks at p50 5.96 s with 2 threads, 0.76 s with 1)."""
+        full = self._llm.context_params.n_threads
+        from lab.training_queue import QUEUE
+
+        if not QUEUE.training_now:
+            return full
+        from lab.learning import training_threads
+
+        try:
+            return max(1, min(full, (os.cpu_count() or 1) - training_threads()))
+        except LabError:  # a bad LAB_TRAINING_THREADS is the training's error to report, not ours
+            return full
 
     @staticmethod
     def _stream_to(request, push) -> None:

@@ -104,6 +104,11 @@ class TrainingQueue:
                 lock.close()  # closing the file releases the lock
             self._finish(ticket)
 
+    @property
+    def training_now(self) -> bool:
+        """Whether a training of this process is running (the engine leaves it its cores)."""
+        return self._running is not None
+
     def position(self, ticket: Ticket) -> int | None:
         """1 for the next in line, 2 after it...; 0 while it trains; None once it has left."""
         with self._changed:

@@ -138,3 +138,18 @@ def test_any_gguf_by_path(tmp_path):
     os.symlink(default_model_path(), copy)
     other = Engine(copy)
     assert other.path == copy and other.chat(FRANCE, max_tokens=4).text
+
+
+def test_while_a_training_runs_decoding_leaves_it_its_cores_and_answers_the_same(engine, monkeypatch):
+    from lab.training_queue import QUEUE, Ticket
+
+    full = engine._decoding_threads()
+    monkeypatch.setenv("LAB_TRAINING_THREADS", "1")
+    monkeypatch.setattr(QUEUE, "_running", Ticket("someone's acme", 40))
+    during = engine._decoding_threads()
+    assert during == max(1, min(full, (__import__("os").cpu_count() or 1) - 1))
+    with_fewer = engine.chat(REFUND, use_cache=False).text
+    assert engine._decoder.n_threads == during
+    monkeypatch.setattr(QUEUE, "_running", None)
+    assert engine.chat(REFUND, use_cache=False).text == with_fewer  # threads change the speed, not the reply
+    assert engine._decoder.n_threads == full
