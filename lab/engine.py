@@ -304,18 +304,16 @@ class Engine:
     def _decoding_threads(self) -> int:
         """All the cores, except those a training in this process is using: with torch's thread
         and two of llama.cpp's on two cores, llama.cpp's threads wait on each other at every
-        step (bench/training_contention.py: asks at p50 5.96 s with 2 threads, 0.76 s with 1)."""
+        step (bench/training_contention.py: asks at p50 5.96 s with 2 threads, 0.76 s with 1).
+        A training gives up a core while someone asks (lab/learning.training_threads_now)."""
         full = self._llm.context_params.n_threads
         from lab.training_queue import QUEUE
 
         if not QUEUE.training_now:
             return full
-        from lab.learning import training_threads
+        import torch
 
-        try:
-            return max(1, min(full, (os.cpu_count() or 1) - training_threads()))
-        except LabError:  # a bad LAB_TRAINING_THREADS is the training's error to report, not ours
-            return full
+        return max(1, min(full, (os.cpu_count() or 1) - torch.get_num_threads()))
 
     @staticmethod
     def _stream_to(request, push) -> None:
@@ -470,6 +468,12 @@ def get_engine(model_path: str | os.PathLike | None = None) -> Engine:
                 atexit.register(_close_shared)
             _shared = Engine(wanted)
         return _shared
+
+
+def shared_engine_asked_within(seconds: float) -> bool:
+    """Whether the process's engine has served or queued a request in the last `seconds`."""
+    engine = _shared
+    return engine is not None and engine.scheduler.active_within(seconds)
 
 
 def _close_shared() -> None:

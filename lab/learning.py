@@ -39,11 +39,13 @@ ALL_MODULES = tuple(HF_TO_GGUF)
 # the old recipe is handed out as if the new one had made it.
 RECIPE_VERSION = 1
 # torch's threads while training. On the 2-core class server a training shares the cores
-# with everyone's questions (llama.cpp), so it gets one: bench/training_contention.py measured
-# 1 thread finishing faster than 2 even alone on a busy machine (89 s against 166 s) and
-# leaving questions far quicker during training (p50 0.56 s against 1.3 s, llama.cpp on 1).
+# with everyone's questions (llama.cpp): bench/training_contention.py measured asks at p50
+# 0.56 s during a training with torch on 1 thread and llama.cpp on 1, 1.3 s with torch on 2,
+# and several seconds with llama.cpp on 2 (threads waiting on each other). So while anyone
+# asks, torch keeps one core free and llama.cpp takes it; while nobody asks, torch takes
+# every core (training_threads_now, chosen again at each step). LAB_TRAINING_THREADS fixes it.
 TRAINING_THREADS_ENV = "LAB_TRAINING_THREADS"
-DEFAULT_TRAINING_THREADS = 1
+DEFAULT_TRAINING_THREADS = 1  # what training_threads() gives without the variable
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,22 @@ def _quiet_transformers() -> None:
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+
+
+ASKED_RECENTLY_S = 2.0  # the model served someone this recently: a question is likely to follow
+
+
+def training_threads_now() -> int:
+    """torch's threads for the next step: $LAB_TRAINING_THREADS if set; otherwise every core
+    while nobody is asking the model, and one fewer while someone is (a class's questions keep
+    their core; an idle server trains at full speed). The decoder takes the rest
+    (Engine._decoding_threads)."""
+    cores = os.cpu_count() or 1
+    if os.environ.get(TRAINING_THREADS_ENV, "").strip():
+        return training_threads()
+    from lab.engine import shared_engine_asked_within
+
+    return max(1, cores - 1) if shared_engine_asked_within(ASKED_RECENTLY_S) else cores
 
 
 def training_threads() -> int:
@@ -361,7 +379,7 @@ def train(examples: Sequence[Example], config: TrainingConfig, *, engine, name: 
         raise LabError("the training set is empty: remember some corrections (with a question and an answer) "
                        "or pass --scenario NAME")
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(training_threads())  # process-wide (the embedder too): given back afterwards
+    torch.set_num_threads(training_threads_now())  # process-wide (the embedder too): given back afterwards
     try:
         return _train(examples, config, engine=engine, name=name, out_dir=Path(out_dir), on_progress=on_progress,
                       cancel=cancel)
@@ -424,6 +442,9 @@ def _train(examples, config, *, engine, name, out_dir, on_progress, cancel) -> T
             raise TrainingCancelled("training was cancelled; the previous adapter is still the active one")
         if not batches:
             batches = make_batches(encoded, config.batch_size, rng)
+        threads = training_threads_now()
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
         batch = batches.pop()
         width = max(len(encoded[i][0]) for i in batch)
         hidden = torch.zeros((len(batch), width, prefix[0].shape[-1]), device=device)  # (B, T, H), right-padded

@@ -133,6 +133,7 @@ class Scheduler:
         self.rounds = 0  # served so far (bench/ and tests read it)
         self.largest_round = 0
         self.joined_late = 0  # requests that joined a round already running
+        self._last_active = float("-inf")  # monotonic time the last round ended
 
     # ---- the askers' side ----------------------------------------------------------------
 
@@ -157,6 +158,10 @@ class Scheduler:
             ticket.taken = len(ticket.requests)
             if ticket.left == 0 or not self._in_round(ticket):
                 self._forget(ticket)
+
+    def active_within(self, seconds: float) -> bool:
+        """Whether a request was waiting or being served in the last `seconds`."""
+        return self._running is not None or bool(self._tickets) or time.monotonic() - self._last_active < seconds
 
     @property
     def pending(self) -> int:
@@ -218,6 +223,7 @@ class Scheduler:
                 seconds = time.perf_counter() - started
             with self._cond:
                 chosen, self._running = self._running, None
+                self._last_active = time.monotonic()
                 self.rounds += 1
                 self.largest_round = max(self.largest_round, len(chosen))
                 self._round_s = 0.7 * self._round_s + 0.3 * seconds
