@@ -161,3 +161,20 @@ def test_scenario_examples_with_paraphrases(engine):
     assert len(plain) == 20 and len(more) == 20 + sum(len(i.paraphrases) for i in scenario.items)
     assert {e.kind for e in more} == {"fact", "paraphrase"}
     assert all(isinstance(e, Example) for e in more)
+
+
+def test_training_leaves_a_core_to_the_model_only_while_someone_asks(monkeypatch):
+    import os
+
+    import lab.engine
+    from lab.learning import training_threads_now
+
+    cores = os.cpu_count() or 1
+    monkeypatch.delenv("LAB_TRAINING_THREADS", raising=False)
+    monkeypatch.setattr(lab.engine, "shared_engine_asked_within", lambda seconds: False)
+    assert training_threads_now() == cores
+    monkeypatch.setattr(lab.engine, "shared_engine_asked_within", lambda seconds: True)
+    assert training_threads_now() == max(1, cores - 1)
+    monkeypatch.setenv("LAB_TRAINING_THREADS", "1")
+    monkeypatch.setattr(lab.engine, "shared_engine_asked_within", lambda seconds: False)
+    assert training_threads_now() == 1
