@@ -317,7 +317,7 @@ def main() -> None:
         def training(stop):
             from lab.jobs import TrainingJob
 
-            job = TrainingJob(teacher, name="background", scenario=scenario, config=TrainingConfig(steps=40)).start()
+            job = TrainingJob(teacher, name="background", scenario=scenario, config=TrainingConfig(steps=40, seed=7)).start()  # not acme's: it would be reused
             while not job.finished and not stop.is_set():
                 time.sleep(0.2)
             job.cancel()

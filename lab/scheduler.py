@@ -15,7 +15,7 @@ whatever else shares its round, so batching other students' requests changes not
   instead of queueing behind the eighty.
 - A round is capped (decoder.ROUND_CELLS cells, ROUND_SEQUENCES sequences), so it lasts a
   second or two: a request waits about one round per group ahead of it, never a whole
-  evaluation. Requests of the running round's adapter that arrive while it runs join it
+  evaluation. Calls of the running round's adapter that arrive while it runs join it
   between two steps, while it has room and no other adapter is waiting (a class's burst
   rarely arrives in the same millisecond), and each reply goes back the moment its own
   sequence ends, not when the round's longest does.
@@ -243,7 +243,11 @@ class Scheduler:
         with self._cond:
             if any(t.group != group and len(t.requests) > t.taken for t in self._tickets):
                 return []
-            joined = self._take(group, cells, slots, first_always=False)
+            # Only calls with nothing in the round yet: a newcomer's prompt shares no cells with
+            # the round's trie, so an evaluation's own later prompts go faster in a round of
+            # their own (60 acme prompts: 12.7 s so, 16.3 s joining as cells freed).
+            present = {id(t) for t, _ in self._running}
+            joined = self._take(group, cells, slots, first_always=False, skip=present)
             self._running.extend(joined)
             self.joined_late += len(joined)
             return [t.requests[i] for t, i in joined]
@@ -280,11 +284,12 @@ class Scheduler:
         self._served_at[group] = self.rounds
         return group
 
-    def _take(self, group, budget: int, slots: int, *, first_always: bool) -> list[tuple[Ticket, int]]:
+    def _take(self, group, budget: int, slots: int, *, first_always: bool,
+              skip: set[int] = frozenset()) -> list[tuple[Ticket, int]]:
         """One request from each of the group's tickets in turn (oldest first) while they fit
         in `budget` cells and `slots` sequences; a new round's first request always goes,
         even one too long to share."""
-        tickets = [t for t in self._tickets if t.group == group]
+        tickets = [t for t in self._tickets if t.group == group and id(t) not in skip]
         chosen: list[tuple[Ticket, int]] = []
         taking = True
         while taking and len(chosen) < slots:
