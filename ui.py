@@ -42,7 +42,7 @@ def _load_models():
     from lab.embedder import get_embedder
     from lab.engine import get_engine
 
-    return get_engine(), get_embedder()
+    return get_engine(), get_embedder().load()
 
 
 # The first student should not wait for the model: server.py loads it before the server

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 
 # This measures generation itself: the class's reply cache (lab/reply_cache.py) would answer the
-# repeated rounds from disk.
+# repeated rounds from disk, and its embedding cache (lab/embedding_cache.py) the query's vector.
 os.environ.setdefault("LAB_REPLY_CACHE", "0")  # noqa: E402
+os.environ.setdefault("LAB_EMBEDDING_CACHE", "0")  # noqa: E402
 
 import argparse
 import statistics

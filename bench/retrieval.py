@@ -18,6 +18,12 @@ cache. The vectors are the same MiniLM vectors the real embedder made; everythin
 
 from __future__ import annotations
 
+import os
+
+# Embedding a query is timed here: the class's embedding cache (lab/embedding_cache.py) would hand
+# a repeated one back from disk.
+os.environ.setdefault("LAB_EMBEDDING_CACHE", "0")  # noqa: E402
+
 import argparse
 import contextlib
 import tempfile

