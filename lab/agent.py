@@ -21,6 +21,7 @@ from lab.adapters import TRAIN_HINT, AdapterRegistry
 from lab.engine import DEFAULT_MAX_TOKENS, Engine
 from lab.errors import LabError
 from lab.memory import Hit, MemoryStore
+from lab.pinned import note_tokens as note_tokens_of
 
 ARMS = ("base", "memory", "learned", "both")
 # Chosen by measurement on the 135M model (bench/prompt_formats.py and the acme scenario,
@@ -50,11 +51,19 @@ class Answer:
     retrieval_ms: float = 0.0
     adapter: str | None = None
     cached: bool = False  # the reply came from the class's reply cache (lab/reply_cache.py)
+    note_tokens: dict[int, int] = field(default_factory=dict)  # memory id -> the prompt tokens its note took
+
+    @property
+    def pinned_tokens(self) -> int:
+        """Prompt tokens the pinned memories' notes took in this answer (paid on every answer)."""
+        return sum(self.note_tokens.get(h.id, 0) for h in self.hits if h.pinned)
 
     def to_json(self, verbose: bool = False) -> dict:
-        """The CLI's JSON contract; `verbose` adds the messages and prompt text."""
+        """The CLI's JSON contract; `verbose` adds the messages and prompt text. Every hit says
+        whether it was pinned (sent whatever its score) and the prompt tokens its note took."""
         data = {"answer": self.answer, "arm": self.arm,
-                "hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4)} for h in self.hits],
+                "hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4), "pinned": h.pinned,
+                          "tokens": self.note_tokens.get(h.id, 0)} for h in self.hits],
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "latency_ms": round(self.latency_ms, 2)}
         if verbose:
@@ -73,6 +82,7 @@ class Prepared:
     messages: list[dict]
     adapter_path: Path | None
     retrieval_ms: float
+    note_tokens: dict[int, int] = field(default_factory=dict)
 
     def answered(self, completion) -> Answer:
         return Answer(question=self.question, arm=self.arm, answer=completion.text, hits=self.hits,
@@ -80,7 +90,7 @@ class Prepared:
                       completion_tokens=completion.completion_tokens,
                       latency_ms=completion.latency_ms + self.retrieval_ms, retrieval_ms=self.retrieval_ms,
                       adapter=str(self.adapter_path) if self.adapter_path else None,
-                      cached=getattr(completion, "cached", False))
+                      cached=getattr(completion, "cached", False), note_tokens=self.note_tokens)
 
 
 def validate_question(question: str) -> str:
@@ -135,7 +145,14 @@ class Agent:
                                           on_token=on_token, on_wait=on_wait, stop_when=stop_when)
             if reply_cache is not None:
                 reply_cache[key] = completion
+        self._count_sent([prepared])
         return prepared.answered(completion)
+
+    def _count_sent(self, prepared: list["Prepared"]) -> None:
+        """Usage signals (MemoryStore.record_use): each memory sent into an answer."""
+        sent = [hit.id for p in prepared for hit in p.hits]
+        if sent:
+            self.memory.record_use(sent=sent)
 
     def answer_many(self, questions: list[str], arm: str = "base", *,
                     stop_when: list[Callable[[str], bool] | None] | None = None,
@@ -162,6 +179,7 @@ class Agent:
                                                 stop_when=[checks[i] for i in firsts], on_wait=on_wait)
             for i, completion in zip(firsts, completions):
                 cache[keys[i]] = completion
+        self._count_sent(prepared)
         return [p.answered(cache[key]) for p, key in zip(prepared, keys)]
 
     def prepare(self, question: str, arm: str = "base", *, k: int = DEFAULT_K,
@@ -181,17 +199,27 @@ class Agent:
             else self._adapter_path(arm, adapter)
         hits: list[Hit] = []
         retrieval_ms = 0.0
+        note_tokens: dict[int, int] = {}
         if arm in ("memory", "both"):
-            self.memory.embedder  # load it first (seconds, once): latency should show retrieval, not start-up
+            embedder = self.memory.embedder
+            if not embedder.knows(question):
+                embedder.load()  # seconds, once: latency should show retrieval, not start-up
             start = time.perf_counter()
-            hits = self.memory.search(question, k=k + len(exclude_ids or ()), min_score=min_score)
-            hits = recall.choose([h for h in hits if h.id not in (exclude_ids or set())], k, min_score)
+            excluded = exclude_ids or set()
+            vector = embedder.embed_one(question)
+            # Pinned memories go in whatever they score; the rest compete for the k places.
+            pinned = [h for h in self.memory.pinned_hits(vector) if h.id not in excluded]
+            found = self.memory.search_vector(vector, k=k + len(excluded) + len(pinned), min_score=min_score)
+            retrieved = recall.choose([h for h in found if h.id not in excluded and not h.pinned], k, min_score)
             retrieval_ms = (time.perf_counter() - start) * 1000
+            hits = pinned + retrieved
             # The best note sits last, next to the question, where a small model looks hardest.
-            messages = prompting.memory_messages(question, [h.text for h in reversed(hits)], memory_format)
+            messages = prompting.memory_messages(question, [h.text for h in reversed(retrieved)], memory_format,
+                                                 pinned=[h.text for h in pinned])
+            note_tokens = {h.id: note_tokens_of(self.engine, h.text) for h in hits}
         else:
             messages = prompting.question_messages(question)
-        return Prepared(question, arm, hits, messages, adapter_path, retrieval_ms)
+        return Prepared(question, arm, hits, messages, adapter_path, retrieval_ms, note_tokens)
 
     def _cache_key(self, prepared: "Prepared", max_tokens: int, stop_when, prompt: str | None = None) -> tuple:
         # After a wipe the memory arm's prompt is the base arm's: the same key, one generation.

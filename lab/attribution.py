@@ -1,8 +1,9 @@
 """Attribution: which retrieved memory changed the answer?
 
-Answer once with the memory arm, then again with each retrieved memory left out in turn.
-A memory whose removal changes the answer is one the answer depended on. This is a
-leave-one-out test, the simplest honest answer to "why did it say that?".
+Answer once with the memory arm, then again with each memory it sent (pinned or retrieved)
+left out in turn. A memory whose removal changes the answer is one the answer depended on.
+This is a leave-one-out test, the simplest honest answer to "why did it say that?". Each
+memory keeps count of how often it was tested so and how often it was decisive.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Ablation:
     score: float
     answer_without: str
     changed: bool
+    pinned: bool = False
 
 
 @dataclass
@@ -33,7 +35,8 @@ class Explanation:
 
     def to_json(self) -> dict:
         return {"question": self.question, "answer": self.answer, "base_answer": self.base_answer,
-                "hits": [{"id": a.id, "text": a.text, "score": round(a.score, 4)} for a in self.ablations],
+                "hits": [{"id": a.id, "text": a.text, "score": round(a.score, 4), "pinned": a.pinned}
+                         for a in self.ablations],
                 "ablations": [{"id": a.id, "answer_without": a.answer_without, "changed": a.changed}
                               for a in self.ablations],
                 "decisive": self.decisive}
@@ -50,5 +53,8 @@ def explain(agent, question: str, *, arm: str = "memory", k: int = 3, min_score:
     ablations = []
     for hit in full.hits:
         without = agent.answer(question, arm, k=k, min_score=min_score, exclude_ids={hit.id})
-        ablations.append(Ablation(hit.id, hit.text, float(hit.score), without.answer, without.answer != full.answer))
+        ablations.append(Ablation(hit.id, hit.text, float(hit.score), without.answer, without.answer != full.answer,
+                                  hit.pinned))
+    # Usage signals (the staging ground for consolidation): which memories were tested, and decisive.
+    agent.memory.record_use(tested=[a.id for a in ablations], decisive=[a.id for a in ablations if a.changed])
     return Explanation(question=full.question, answer=full.answer, base_answer=base.answer, ablations=ablations)

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     remember.add_argument("--question")
     remember.add_argument("--answer")
     remember.add_argument("--source", default="user")
+    remember.add_argument("--pin", action="store_true",
+                          help="pin it: in every memory-arm prompt, not only when retrieved (costs tokens on every answer)")
 
     memory = commands.add_parser("memory", parents=[common], help="inspect and manage the memory")
     ops = memory.add_subparsers(dest="op", metavar="OP")
@@ -78,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("text")
     delete = ops.add_parser("delete", parents=[common], help="delete one memory")
     delete.add_argument("id", type=int)
+    pin = ops.add_parser("pin", parents=[common], help="put a memory into every memory-arm prompt")
+    pin.add_argument("id", type=int)
+    unpin = ops.add_parser("unpin", parents=[common], help="make a pinned memory retrieved again")
+    unpin.add_argument("id", type=int)
     ops.add_parser("undo", parents=[common], help="undo the last change")
     ops.add_parser("wipe", parents=[common], help="delete every memory (undo brings them back)")
     snapshot = ops.add_parser("snapshot", parents=[common], help="save the memory under a name")
@@ -178,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _hits_text(hits) -> str:
     if not hits:
         return "  (no memory retrieved)"
-    return "\n".join(f"  [{h.id}] score {h.score:.3f}  {h.text}" for h in hits)
+    return "\n".join(f"  [{h.id}] {'pinned' if getattr(h, 'pinned', False) else 'score'} {h.score:.3f}  {h.text}"
+                     for h in hits)
 
 
 def cmd_ask(session, args):
@@ -194,22 +201,40 @@ def cmd_ask(session, args):
     return result.to_json(verbose=args.show_prompt), "\n".join(lines)
 
 
-def _memory_json(m) -> dict:
+def _memory_json(m, usage=None) -> dict:
+    from lab.memory import Usage
+
+    usage = usage or Usage()
     return {"id": m.id, "text": m.text, "question": m.question, "answer": m.answer, "source": m.source,
-            "created_at": m.created_at, "updated_at": m.updated_at}
+            "created_at": m.created_at, "updated_at": m.updated_at, "pinned": m.pinned,
+            "retrievals": usage.retrievals, "last_retrieved_at": usage.last_retrieved_at,
+            "decisive": usage.decisive, "tested": usage.tested}
 
 
 def cmd_remember(session, args):
-    memory = session.memory.add(args.text, question=args.question, answer=args.answer, source=args.source)
-    return {"id": memory.id}, f"remembered [{memory.id}] {memory.text}"
+    memory = session.remember(args.text, question=args.question, answer=args.answer, source=args.source,
+                              pinned=args.pin)
+    data = {"id": memory.id, "pinned": memory.pinned}
+    if memory.pinned:
+        cost = session.pinned_tokens()
+        data["pinned_tokens"] = cost
+        return data, f"remembered [{memory.id}] {memory.text} (pinned: {cost} prompt tokens on every answer)"
+    return data, f"remembered [{memory.id}] {memory.text}"
 
 
 def cmd_memory(session, args):
     store = session.memory
     if args.op == "list":
-        items = store.list()
-        text = "\n".join(f"[{m.id}] {m.text}" for m in items) or "(memory is empty)"
-        return {"memories": [_memory_json(m) for m in items]}, text
+        items, usage = store.list(), store.usage()
+        text = "\n".join(f"[{m.id}]{' (pinned)' if m.pinned else ''} {m.text}"
+                         f"{f'  · sent {usage[m.id].retrievals}x' if m.id in usage else ''}" for m in items)
+        return {"memories": [_memory_json(m, usage.get(m.id)) for m in items]}, text or "(memory is empty)"
+    if args.op in ("pin", "unpin"):
+        m = session.pin(args.id, args.op == "pin")
+        cost = session.pinned_tokens()
+        return ({"id": m.id, "pinned": m.pinned, "pinned_tokens": cost},
+                f"{'pinned' if m.pinned else 'unpinned'} [{m.id}] {m.text}; pinned memory now costs {cost} "
+                "prompt tokens per answer")
     if args.op == "search":
         hits = store.search(args.query, k=args.k, min_score=args.min_score)
         return ({"hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4)} for h in hits]},

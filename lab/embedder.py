@@ -76,22 +76,34 @@ class Embedder:
                                          normalize_embeddings=True, show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def _cached(self, kind: str, texts: list[str], compute) -> np.ndarray:
+    def _cache_key(self, kind: str, texts: list[str]) -> str | None:
+        """This embedder's key for `texts` in the class's embedding cache, or None (cache off)."""
         from lab import embedding_cache
 
         if not embedding_cache.enabled():
-            return compute()
+            return None
         if self._identity is None:
             try:
                 self._identity = embedding_cache.embedder_hash(self.path)
             except OSError:  # an unreadable model folder: its load will say so in one line
-                return compute()
-        cache = embedding_cache.shared_cache()
-        key = embedding_cache.embedding_key(embedder=self._identity, kind=kind, texts=texts)
-        vectors = cache.get(key, self.dim)
-        if vectors is None or vectors.shape[0] != len(texts):
+                return None
+        return embedding_cache.embedding_key(embedder=self._identity, kind=kind, texts=texts)
+
+    def _from_cache(self, key: str | None, rows: int) -> np.ndarray | None:
+        from lab import embedding_cache
+
+        vectors = embedding_cache.shared_cache().get(key, self.dim) if key is not None else None
+        return vectors if vectors is not None and vectors.shape[0] == rows else None
+
+    def _cached(self, kind: str, texts: list[str], compute) -> np.ndarray:
+        from lab import embedding_cache
+
+        key = self._cache_key(kind, texts)
+        vectors = self._from_cache(key, len(texts))
+        if vectors is None:
             vectors = compute()
-            cache.put(key, vectors)
+            if key is not None:
+                embedding_cache.shared_cache().put(key, vectors)
         return vectors
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -105,6 +117,21 @@ class Embedder:
         """Forget the recent single-text embeddings (a benchmark timing a new question)."""
         with self._lock:
             self._recent.clear()
+
+    def knows(self, text: str) -> bool:
+        """Whether `text` can be embedded without the model (recently, or by the class before).
+        A vector found on disk is kept in memory: the embed_one that follows costs nothing."""
+        with self._lock:
+            if text in self._recent:
+                return True
+        if self._model is not None:
+            return True  # loaded: nothing to wait for either way
+        vector = self._from_cache(self._cache_key("one", [text]), 1)
+        if vector is None:
+            return False
+        with self._lock:
+            self._recent[text] = vector[0].copy()
+        return True
 
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one text: a (dim,) float32 unit vector. Recent texts come from a cache (the

@@ -108,8 +108,9 @@ def validate_snapshot_name(name) -> str:
     return name
 
 
-def read_export(path: Path) -> list[tuple[str, str | None, str | None, str]]:
-    """Read and fully validate an export file: a (text, question, answer, source) per memory.
+def read_export(path: Path) -> list[tuple[str, str | None, str | None, str, bool]]:
+    """Read and fully validate an export file: a (text, question, answer, source, pinned) per memory
+    (a file from before pinning existed holds retrieved memories only).
 
     Raises a LabError naming the file and the first problem, e.g.
     "cannot import x.json: memories[3].text must be a non-empty string (it is empty ...)".
@@ -161,15 +162,18 @@ def read_export(path: Path) -> list[tuple[str, str | None, str | None, str]]:
     return records
 
 
-def _clean_record(item: dict, where: str, default_source: str) -> tuple[str, str | None, str | None, str]:
-    """Validate one {text, question, answer, source} dict; errors name fields as `where.text` etc."""
+def _clean_record(item: dict, where: str, default_source: str) -> tuple[str, str | None, str | None, str, bool]:
+    """Validate one {text, question, answer, source, pinned} dict; errors name fields as `where.text` etc."""
     prefix = f"{where}." if where else ""
-    source = item.get("source")
+    source, pinned = item.get("source"), item.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise LabError(f"{prefix}pinned must be true or false, not {str(pinned)[:20]!r}")
     return (validate_text(item.get("text"), f"{prefix}text"),
             validate_text(item.get("question"), f"{prefix}question", optional=True),
             validate_text(item.get("answer"), f"{prefix}answer", optional=True),
             default_source if source is None else validate_text(source, f"{prefix}source",
-                                                                max_chars=MAX_SOURCE_CHARS))
+                                                                max_chars=MAX_SOURCE_CHARS),
+            pinned)
 
 
 def _check_id(memory_id) -> int:
@@ -219,7 +223,9 @@ def _file_lock(path: Path):
 
 @dataclass(frozen=True)
 class Memory:
-    """One stored memory. `source` says where it came from: "user", "scenario:acme", "import"."""
+    """One stored memory. `source` says where it came from: "user", "scenario:acme", "import".
+    A `pinned` memory goes into every prompt of the memory arms (the way agent products keep
+    rules and preferences always in context); the others are retrieved when they score high."""
 
     id: int
     text: str
@@ -228,6 +234,28 @@ class Memory:
     source: str
     created_at: str
     updated_at: str
+    pinned: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "pinned" if self.pinned else "retrieved"
+
+
+def _memory(row) -> Memory:
+    """A Memory from a row of _FIELDS (SQLite keeps `pinned` as 0 or 1)."""
+    return Memory(*row[:7], bool(row[7]))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """How a memory has served: sent into an answer (`retrievals`, pinned ones included), and
+    left out by *Why?* to see whether the answer changes (`tested`, and `decisive`: it did).
+    Signals, not history: they are not undone and take no part in snapshots."""
+
+    retrievals: int = 0
+    last_retrieved_at: str | None = None
+    tested: int = 0
+    decisive: int = 0
 
 
 class DuplicateMemory(LabError):
@@ -243,6 +271,10 @@ class Hit:
     score: float
     memory: Memory
 
+    @property
+    def pinned(self) -> bool:
+        return self.memory.pinned
+
 
 @dataclass(frozen=True)
 class _Change:
@@ -254,7 +286,7 @@ class _Change:
     at: str
 
 
-_FIELDS = "id, text, question, answer, source, created_at, updated_at"
+_FIELDS = "id, text, question, answer, source, created_at, updated_at, pinned"
 _ROW = _FIELDS + ", embedding"
 
 
@@ -268,7 +300,7 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS memories (
         id INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL, question TEXT, answer TEXT,
         source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        embedding BLOB NOT NULL)""",
+        pinned INTEGER NOT NULL DEFAULT 0, embedding BLOB NOT NULL)""",
     # generation, dim and schema version
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     # one row per write; undo walks back over the undoable ones
@@ -285,15 +317,22 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS archive (
         change_id INTEGER NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, question TEXT, answer TEXT,
         source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        embedding BLOB NOT NULL, PRIMARY KEY (change_id, id))""",
+        pinned INTEGER NOT NULL DEFAULT 0, embedding BLOB NOT NULL, PRIMARY KEY (change_id, id))""",
     """CREATE TABLE IF NOT EXISTS snapshots (
         name TEXT PRIMARY KEY, created_at TEXT NOT NULL, count INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS snapshot_memories (
         name TEXT NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, question TEXT, answer TEXT,
         source TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-        embedding BLOB NOT NULL, PRIMARY KEY (name, id))""",
+        pinned INTEGER NOT NULL DEFAULT 0, embedding BLOB NOT NULL, PRIMARY KEY (name, id))""",
+    # usage signals by memory id (ids are never reused, so a memory undone back keeps its own)
+    """CREATE TABLE IF NOT EXISTS usage (
+        id INTEGER PRIMARY KEY, retrievals INTEGER NOT NULL DEFAULT 0, last_retrieved_at TEXT,
+        tested INTEGER NOT NULL DEFAULT 0, decisive INTEGER NOT NULL DEFAULT 0)""",
 ]
-SCHEMA_VERSION = 1
+# Version 2 added `pinned` to the row tables: a version 1 store gains the column on opening.
+SCHEMA_VERSION = 2
+_PINNED_TABLES = ("memories", "archive", "snapshot_memories")
+USAGE_FLUSH_S = 2.0  # usage counts are written this long after the answer that made them
 
 
 # ---- the store ------------------------------------------------------------------------------------
@@ -322,6 +361,10 @@ class MemoryStore:
         self._ef = 0
         self._data_version: int | None = None
         self._unsaved_writes = 0
+        # Usage counts waiting to be written (record_use): id -> [retrievals, last at, tested, decisive].
+        self._usage_lock = threading.Lock()
+        self._pending_usage: dict[int, list] = {}
+        self._usage_timer: threading.Timer | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -367,7 +410,7 @@ class MemoryStore:
         with self._lock:
             self._sync()
             rows = self._db.execute(f"SELECT {_FIELDS} FROM memories ORDER BY id").fetchall()
-        return [Memory(*row) for row in rows]
+        return [_memory(row) for row in rows]
 
     def count(self) -> int:
         """How many memories there are (from the index, which the sync keeps equal to the DB)."""
@@ -401,7 +444,7 @@ class MemoryStore:
             marks = ",".join("?" * len(scored))
             rows = self._db.execute(f"SELECT {_FIELDS} FROM memories WHERE id IN ({marks})",
                                     [label for label, _ in scored]).fetchall()
-        memories = {row[0]: Memory(*row) for row in rows}
+        memories = {row[0]: _memory(row) for row in rows}
         hits = [Hit(label, memories[label].text, score, memories[label])
                 for label, score in scored if label in memories]
         return sorted(hits, key=lambda hit: -hit.score)
@@ -428,11 +471,12 @@ class MemoryStore:
     # ---- writing --------------------------------------------------------------------------------
 
     def add(self, text: str, question: str | None = None, answer: str | None = None,
-            source: str = "user", *, unique: bool = False) -> Memory:
+            source: str = "user", *, unique: bool = False, pinned: bool = False) -> Memory:
         """Store one memory and return it with its new id. With `unique`, a text already
-        stored word for word is refused with one line (a button pressed twice stores once)."""
-        record = _clean_record({"text": text, "question": question, "answer": answer, "source": source},
-                               where="", default_source="user")
+        stored word for word is refused with one line (a button pressed twice stores once).
+        A `pinned` memory goes into every memory-arm prompt (lab/pinned.py checks its budget)."""
+        record = _clean_record({"text": text, "question": question, "answer": answer, "source": source,
+                                "pinned": pinned}, where="", default_source="user")
         if unique and (same := self.find_text(record[0])) is not None:
             raise DuplicateMemory(f"already remembered as [{same.id}]: {same.text[:80]}")
         return self._add_records([record], op="add")[0]
@@ -443,7 +487,7 @@ class MemoryStore:
             self._sync()
             row = self._db.execute(f"SELECT {_FIELDS} FROM memories WHERE text = ? ORDER BY id LIMIT 1",
                                    [text.strip()]).fetchone()
-        return Memory(*row) if row else None
+        return _memory(row) if row else None
 
     def add_many(self, items: list[dict]) -> list[Memory]:
         """Store many memories in one embedding batch and one transaction (one undo step)."""
@@ -453,10 +497,10 @@ class MemoryStore:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise LabError(f"items[{i}] must be a dict, not {type(item).__name__}")
-            unknown = set(item) - {"text", "question", "answer", "source"}
+            unknown = set(item) - {"text", "question", "answer", "source", "pinned"}
             if unknown:
                 raise LabError(f"items[{i}] has unknown keys {sorted(unknown)}; "
-                               "use text, question, answer and source")
+                               "use text, question, answer, source and pinned")
             records.append(_clean_record(item, f"items[{i}]", default_source="user"))
         return self._add_records(records, op="add_many")
 
@@ -497,6 +541,100 @@ class MemoryStore:
             else:
                 self._after_commit(change, ids=[memory_id], vectors=vector[None, :])
             return self._fetch(memory_id)
+
+    def set_pinned(self, memory_id: int, pinned: bool) -> Memory:
+        """Pin a memory (into every memory-arm prompt) or unpin it (retrieved by score again).
+        Undoable, like any change; pinning what is pinned changes nothing."""
+        memory_id = _check_id(memory_id)
+        if not isinstance(pinned, bool):
+            raise LabError(f"pinned must be true or false, not {str(pinned)[:20]!r}")
+        with self._lock:
+            self._sync()
+            with self._transaction() as db:
+                if self._fetch(memory_id).pinned == pinned:
+                    return self._fetch(memory_id)
+                op = "pin" if pinned else "unpin"
+                change = self._begin_change(op)
+                self._archive(change, "WHERE id = ?", [memory_id])
+                db.execute("UPDATE memories SET pinned = ?, updated_at = ? WHERE id = ?",
+                           [int(pinned), change.at, memory_id])
+                db.execute(f"INSERT INTO history (change_id, memory_id, op, before, after, at) "
+                           f"SELECT ?, m.id, ?, {_json_of('a')}, {_json_of('m')}, ? "
+                           f"FROM memories m JOIN archive a ON a.change_id = ? AND a.id = m.id WHERE m.id = ?",
+                           [change.id, op, change.at, change.id, memory_id])
+                self._finish_change(change, f"{op} of memory {memory_id}")
+            self._after_commit(change)
+            return self._fetch(memory_id)
+
+    def pinned(self) -> list[Memory]:
+        """The pinned memories, oldest id first."""
+        with self._lock:
+            self._sync()
+            rows = self._db.execute(f"SELECT {_FIELDS} FROM memories WHERE pinned = 1 ORDER BY id").fetchall()
+        return [_memory(row) for row in rows]
+
+    def pinned_hits(self, vector) -> list[Hit]:
+        """Every pinned memory as a Hit, scored against an embedded query (they are sent
+        whatever their score; the score shows how related the question happens to be)."""
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        with self._lock:
+            self._sync()
+            rows = self._db.execute(f"SELECT {_ROW} FROM memories WHERE pinned = 1 ORDER BY id").fetchall()
+        if not rows:
+            return []
+        scores = self._vectors([(row[0], row[-1]) for row in rows]) @ vector
+        return [Hit(row[0], row[1], float(score), _memory(row[:-1])) for row, score in zip(rows, scores)]
+
+    # ---- usage signals --------------------------------------------------------------------------
+
+    def record_use(self, sent=(), tested=(), decisive=()) -> None:
+        """Count memories `sent` into an answer, `tested` by leaving them out, and `decisive`
+        (leaving them out changed the answer). Kept in memory and written a moment later, in
+        one transaction, off the asking thread: a durable write per answer would cost an ask
+        milliseconds."""
+        now = _now()
+        with self._usage_lock:
+            for ids, column in ((sent, 0), (tested, 2), (decisive, 3)):
+                for memory_id in ids:
+                    counts = self._pending_usage.setdefault(int(memory_id), [0, None, 0, 0])
+                    counts[column] += 1
+                    if column == 0:
+                        counts[1] = now
+            if self._pending_usage and self._usage_timer is None:
+                self._usage_timer = threading.Timer(USAGE_FLUSH_S, self._flush_usage)
+                self._usage_timer.daemon = True
+                self._usage_timer.start()
+
+    def usage(self) -> dict[int, Usage]:
+        """Usage signals by memory id, for the memories that have any (the rest: Usage())."""
+        self._flush_usage()
+        with self._lock:
+            self._sync()
+            rows = self._db.execute("SELECT u.id, u.retrievals, u.last_retrieved_at, u.tested, u.decisive "
+                                    "FROM usage u JOIN memories m ON m.id = u.id").fetchall()
+        return {row[0]: Usage(*row[1:]) for row in rows}
+
+    def _flush_usage(self) -> None:
+        with self._usage_lock:
+            pending, self._pending_usage = self._pending_usage, {}
+            if self._usage_timer is not None:
+                self._usage_timer.cancel()
+                self._usage_timer = None
+        if not pending:
+            return
+        rows = [(memory_id, *counts) for memory_id, counts in pending.items()]
+        with self._lock:
+            if self._db is None:
+                return
+            try:
+                with self._transaction() as db:
+                    db.executemany(
+                        "INSERT INTO usage (id, retrievals, last_retrieved_at, tested, decisive) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET retrievals = retrievals + excluded.retrievals, "
+                        "last_retrieved_at = COALESCE(excluded.last_retrieved_at, last_retrieved_at), "
+                        "tested = tested + excluded.tested, decisive = decisive + excluded.decisive", rows)
+            except LabError:
+                pass  # busy for 10 s: signals are worth less than the answer that made them
 
     def delete(self, memory_id: int) -> Memory:
         """Remove a memory; returns it as it was."""
@@ -667,6 +805,7 @@ class MemoryStore:
                 self._save_index()
 
     def close(self) -> None:
+        self._flush_usage()
         with self._lock:
             if self._db is None:
                 return
@@ -689,6 +828,11 @@ class MemoryStore:
             with self._transaction():
                 for statement in _SCHEMA:
                     db.execute(statement)
+                for table in _PINNED_TABLES:  # a version 1 store: every memory it holds is retrieved
+                    if "pinned" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND value < ?",
+                           [SCHEMA_VERSION, SCHEMA_VERSION])
                 db.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                                [("generation", 0), ("dim", self._dim), ("schema_version", SCHEMA_VERSION)])
             stored_dim = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()[0]
@@ -735,7 +879,7 @@ class MemoryStore:
         row = self._db.execute(f"SELECT {_FIELDS} FROM memories WHERE id = ?", [memory_id]).fetchone()
         if row is None:
             raise NotFound(f"no memory with id {memory_id}; list the memories to see their ids")
-        return Memory(*row)
+        return _memory(row)
 
     def _begin_change(self, op: str, undoable: bool = True) -> _Change:
         previous = self._read_generation()
@@ -781,8 +925,8 @@ class MemoryStore:
                     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0), "
                     "COALESCE((SELECT MAX(id) FROM memories), 0))").fetchone()[0]
                 ids = list(range(first, first + len(records)))
-                db.executemany(f"INSERT INTO memories ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               [(memory_id, *record, change.at, change.at, vector.tobytes())
+                db.executemany(f"INSERT INTO memories ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               [(memory_id, *record[:4], change.at, change.at, int(record[4]), vector.tobytes())
                                 for memory_id, record, vector in zip(ids, records, vectors)])
                 self._record_history(change, op, "WHERE m.id BETWEEN ? AND ?", [ids[0], ids[-1]], before=False)
                 where = f" from {origin}" if origin else ""
@@ -790,7 +934,7 @@ class MemoryStore:
                            else f"{op} of {len(ids)} memories (ids {ids[0]}-{ids[-1]}){where}")
                 self._finish_change(change, summary)
             self._after_commit(change, ids=ids, vectors=vectors)
-        return [Memory(memory_id, *record, change.at, change.at) for memory_id, record in zip(ids, records)]
+        return [Memory(memory_id, *record[:4], change.at, change.at, record[4]) for memory_id, record in zip(ids, records)]
 
     def _check_room(self, adding: int) -> None:
         """The workspace limits (lab/limits.py), before anything is embedded or written: a refused

@@ -31,16 +31,19 @@ def question_messages(question: str, system: str = SYSTEM_PROMPT) -> list[dict]:
 
 
 def memory_messages(question: str, notes: Sequence[str], fmt: str = DEFAULT_MEMORY_FORMAT,
-                    system: str = SYSTEM_PROMPT) -> list[dict]:
+                    system: str = SYSTEM_PROMPT, pinned: Sequence[str] = ()) -> list[dict]:
     """The messages for a question with retrieved memories (memory and both arms).
 
-    With no notes this is exactly `question_messages`, so an empty or wiped memory gives
-    the memory arm the very same prompt as the base arm.
+    Pinned memories (lab/pinned.py) come first among the notes, in every prompt: standing
+    rules, then the notes retrieved for this question, the best one last beside it.
+    With no notes at all this is exactly `question_messages`, so an empty or wiped memory
+    gives the memory arm the very same prompt as the base arm.
 
     >>> memory_messages("Who?", ["Ada wrote it."])[1]["content"]
     'Notes:\\n- Ada wrote it.\\n\\nQuestion: Who?'
     """
-    if not notes:
+    every = list(pinned) + list(notes)
+    if not every:
         return question_messages(question, system)
     return [{"role": "system", "content": system},
-            {"role": "user", "content": MEMORY_FORMATS[fmt](list(notes), question)}]
+            {"role": "user", "content": MEMORY_FORMATS[fmt](every, question)}]
