@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--logprob", action="store_true",
                              help="also the mean teacher-forced log-probability of the answers")
 
+    behaviour = commands.add_parser("behaviour", parents=[common],
+                                    help="a behaviour held three ways: retrieved notes, pinned notes, learned weights")
+    behaviour.add_argument("--scenario", required=True, help="a behavior scenario file or bundled name (pirate)")
+    behaviour.add_argument("--adapter", help="adapter for the learned way (default: train one on the items)")
+
     importer = commands.add_parser("import", parents=[common], help="turn a zsRE or CounterFact file into a scenario")
     importer.add_argument("format", choices=("zsre", "counterfact"))
     importer.add_argument("file")
@@ -465,6 +470,16 @@ def cmd_wipe_test(session, args):
     return report, table(report)
 
 
+def cmd_behaviour(session, args):
+    from lab.behaviour import compare_ways, table
+    from lab.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    adapter = _adapter_for(session, scenario, ("learned",), args.adapter, False)
+    report = compare_ways(session, scenario, adapter_file=adapter)
+    return report, table(report)
+
+
 def cmd_import(session, args):
     from lab.importers import import_dataset
 
@@ -515,7 +530,7 @@ def cmd_explain(session, args):
     return result.to_json(), "\n".join(lines)
 
 
-HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+HANDLERS = {"behaviour": cmd_behaviour, "curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status, "share": cmd_share}
 
 

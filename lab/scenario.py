@@ -73,6 +73,7 @@ class Scenario:
     locality: tuple[Probe, ...] = ()
     probes: tuple[Probe, ...] = ()
     path: Path | None = field(default=None, compare=False)
+    rule: str | None = None  # a behaviour's standing instruction, which an agent would pin
 
 
 def bundled_names() -> list[str]:
@@ -131,7 +132,7 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
                          correction=i.get("correction"), paraphrases=tuple(i.get("paraphrases", ())),
                          reverse=tuple(Probe(**r) for r in i.get("reverse", ()))) for i in data["items"]),
         locality=tuple(Probe(**p) for p in data.get("locality", ())),
-        probes=tuple(Probe(**p) for p in data.get("probes", ())), path=path)
+        probes=tuple(Probe(**p) for p in data.get("probes", ())), path=path, rule=data.get("rule"))
 
 
 def _regexes(data: dict):
