@@ -153,14 +153,27 @@ def wipe_test(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path | No
         tally: dict = {}
         before = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
                                on_arm=reporter("before"), tally=tally, on_wait=on_wait)
+        pinned = None
+        if scenario.rule and "memory" in arms:
+            # The pinned way (a behaviour's rule in every prompt) is memory too: the wipe takes it.
+            session.remember(scenario.rule, source=f"scenario:{scenario.name}", pinned=True)
+            pinned = {"rule": scenario.rule, "pinned_tokens": session.pinned_tokens(),
+                      "before": evaluate_arms(session, scenario, ("memory",), reply_cache=cache, tally=tally,
+                                              on_wait=on_wait)["memory"]}
         session.memory.wipe()
         after = evaluate_arms(session, scenario, arms, adapter_file=adapter_file, reply_cache=cache,
                               on_arm=reporter("after"), tally=tally, on_wait=on_wait)
     # "replies": how many answers the test read, and how many of them the class's reply cache
     # gave (someone ran the same test with the same weights before: the same replies, instantly).
-    return {"scenario": scenario.name, "before": before, "after": after,
-            "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2),
-            "replies": {"asked": tally.get("asked", 0), "from_cache": tally.get("from_cache", 0)}}
+    report = {"scenario": scenario.name, "before": before, "after": after,
+              "survived": survivors(before, after), "seconds": round(time.perf_counter() - start, 2),
+              "replies": {"asked": tally.get("asked", 0), "from_cache": tally.get("from_cache", 0)}}
+    if pinned is not None:
+        # "pinned": the memory arm with the scenario's rule pinned as well, before the wipe, and the
+        # memory arm after it (the wipe clears pinned memories with the rest).
+        pinned["after"] = after["memory"]
+        report["pinned"] = pinned
+    return report
 
 
 def survivors(before: dict, after: dict, tolerance: float = 0.05) -> dict[str, dict[str, bool | None]]:
@@ -190,5 +203,11 @@ def table(report: dict) -> str:
             survived = report["survived"][arm][name]
             mark = {True: "yes", False: "NO (lost in the wipe)", None: ""}[survived]
             lines.append(f"{arm:8} {name:15} {cell(metrics[name]):>6} {cell(report['after'][arm][name]):>6}  {mark}")
+    if pinned := report.get("pinned"):
+        for name in METRICS:
+            if pinned["before"].get(name) is not None:
+                lines.append(f"{'memory+pin':8} {name:15} {cell(pinned['before'][name]):>6} "
+                             f"{cell(pinned['after'][name]):>6}  (the rule pinned: {pinned['pinned_tokens']} "
+                             "tokens per answer; wiped too)")
     lines.append(f"{report['seconds']:.1f} s, training excluded")
     return "\n".join(lines)

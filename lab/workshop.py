@@ -280,28 +280,40 @@ POISON_AND_REPAIR = Exercise(
 
 def check_behaviour_generalises(ctx: Context) -> CheckResult:
     """Passes when, on the pirate scenario's held-out probes, the learned arm keeps the pirate voice more
-    often than the memory arm (evaluate_arms with the memory as it is, probes only)."""
+    often than memory does either way: the examples retrieved, or the rule pinned into every prompt.
+    Reports each way's prompt tokens per answer (the price of keeping a rule in context)."""
     pirate = load_scenario("pirate")
-    stored = {m.text for m in ctx.session.memory.list()}
+    stored = {m.text: m for m in ctx.session.memory.list()}
     remembered = sum(item.correction_text in stored for item in pirate.items)
     if remembered < len(pirate.items) // 2:
         return CheckResult(False, f"Only {remembered} of the {len(pirate.items)} pirate examples are in memory: "
                                   "load them (button below) and check again.")
+    rule = stored.get(pirate.rule)
+    if rule is None or not rule.pinned:
+        return CheckResult(False, "The pirate rule is not pinned yet: pin it (button below), so the check can "
+                                  "compare keeping the rule in every prompt with retrieving examples.")
     if missing := _need_adapter(ctx):
         return missing
-    probes_only = replace(pirate, items=(), locality=())  # only the held-out questions are asked
-    report = evaluate_arms(ctx.session, probes_only, ("memory", "learned"), k=ctx.settings.k,
-                           min_score=ctx.settings.threshold)
-    memory, learned = report["memory"]["adherence"], report["learned"]["adherence"]
-    n = len(pirate.probes)
-    probe = pirate.probes[0]
-    example = (f"e.g. {quote(probe.question)}: learned {quote(_ask(ctx, probe.question, 'learned').answer, 50)}, "
-               f"memory {quote(_ask(ctx, probe.question, 'memory').answer, 50)}")
-    seen = (f"held-out questions answered like a pirate: learned {round(learned * n)}/{n}, "
-            f"memory {round(memory * n)}/{n} (adapter {ctx.session.adapters.active_name()!r}); {example}")
-    if learned > memory:
-        return CheckResult(True, f"{seen}. The adapter learned the habit; memory only helps when a stored "
-                                 "example is retrieved.")
+    questions, n = [p.question for p in pirate.probes], len(pirate.probes)
+    agent, options = ctx.session.agent, dict(k=ctx.settings.k, min_score=ctx.settings.threshold,
+                                             max_tokens=EVAL_MAX_TOKENS)
+    ways = {"retrieved": agent.answer_many(questions, "memory", exclude_ids={rule.id}, **options),
+            "pinned": agent.answer_many(questions, "memory", **options),
+            "learned": agent.answer_many(questions, "learned", **options)}
+    base = agent.answer_many(questions, "base", **options)
+    followed = {way: sum(p.matches(a.answer) for p, a in zip(pirate.probes, answers))
+                for way, answers in ways.items()}
+    extra = {way: round(sum(a.prompt_tokens - b.prompt_tokens for a, b in zip(answers, base)) / n)
+             for way, answers in ways.items()}
+    example = (f"e.g. {quote(questions[0])}: learned {quote(ways['learned'][0].answer, 50)}, "
+               f"pinned {quote(ways['pinned'][0].answer, 50)}")
+    seen = (f"held-out questions answered like a pirate: examples retrieved {followed['retrieved']}/{n} "
+            f"(+{extra['retrieved']} prompt tokens per answer), rule pinned {followed['pinned']}/{n} "
+            f"(+{extra['pinned']} tokens), learned {followed['learned']}/{n} (+0: adapter "
+            f"{ctx.session.adapters.active_name()!r}); {example}")
+    if followed["learned"] > max(followed["retrieved"], followed["pinned"]):
+        return CheckResult(True, f"{seen}. The adapter carries the habit in its weights; memory needs the rule "
+                                 "in the prompt, and pays for it on every answer.")
     return CheckResult(False, f"{seen}. Learned is not ahead: train an adapter on the pirate scenario and check again.")
 
 
@@ -314,15 +326,30 @@ def remember_pirate_examples(session) -> int:
     return len(session.memory.add_many(new)) if new else 0
 
 
+def pin_pirate_rule(session) -> str:
+    """Helper for exercise 4: pin the pirate rule (stored first if need be). Returns what was done."""
+    rule = load_scenario("pirate").rule
+    stored = session.memory.find_text(rule)
+    if stored is None:
+        session.remember(rule, source="scenario:pirate", pinned=True)
+    elif not stored.pinned:
+        session.pin(stored.id)
+    else:
+        return "The pirate rule is already pinned."
+    return f"Pinned the rule: {session.pinned_tokens()} prompt tokens now go with every memory-arm answer."
+
+
 BEHAVIOUR = Exercise(
     id="behaviour",
-    title="Behaviour: learning generalises, memory does not",
-    goal="Twelve examples answer like a pirate. On new questions, which arm keeps the habit: the one that "
-         "stored the examples, or the one trained on them?",
+    title="Behaviour: learning generalises, memory has to carry it",
+    goal="Twelve examples answer like a pirate. On new questions, which keeps the habit: memory retrieving the "
+         "examples, memory with the rule pinned into every prompt, or an adapter trained on the examples?",
     steps=("Load the pirate examples into memory (button below).",
+           "Pin the pirate rule (button below): agents keep rules like this in every prompt. Watch the pinned "
+           "tokens on the **Memory** page.",
            "Train an adapter on the **pirate** scenario on the **Learning** page; it is activated when done.",
-           "Press **Check my work**: ten held-out questions, never stored or trained on, go to the memory arm "
-           "and the learned arm. The learned arm must sound like a pirate more often."),
+           "Press **Check my work**: ten held-out questions, never stored or trained on, go to memory without the "
+           "rule, memory with it, and the learned arm. The learned arm must sound like a pirate more often."),
     check=check_behaviour_generalises,
 )
 

@@ -80,7 +80,9 @@ def show_answer(arm: str, result) -> None:
     if arm in ("memory", "both"):
         if result.hits:
             st.markdown("**Notes put in the prompt**  \n" + "  \n".join(
-                f"[{hit.id}] {hit.text} · score {hit.score:.2f}" for hit in result.hits))
+                f"{'📌 ' if hit.pinned else ''}[{hit.id}] {hit.text} · "
+                f"{'pinned, ' if hit.pinned else ''}score {hit.score:.2f} · {result.note_tokens.get(hit.id, 0)} tokens"
+                for hit in result.hits))
         else:
             st.caption("No note scored above the threshold: the prompt is the same as the base arm's.")
     if arm in ("learned", "both") and result.adapter:
@@ -123,6 +125,20 @@ if answers is not None:
                         answers[arm] = error.app_message
             with body.container():
                 show_answer(arm, answers[arm])
+    asked_arms = {arm: result for arm, result in answers.items() if not isinstance(result, str)}
+    if "base" in asked_arms and len(asked_arms) > 1:
+        # What memory costs, in the model's own tokens: retrieved notes when they match, pinned ones always.
+        base_tokens = asked_arms["base"].prompt_tokens
+
+        def cost(arm: str, result) -> str:
+            extra = result.prompt_tokens - base_tokens
+            if not extra:
+                return f"{arm} {result.prompt_tokens}"
+            pinned_part = f", {result.pinned_tokens} of them pinned" if result.pinned_tokens else ""
+            return f"{arm} {result.prompt_tokens} (+{extra}{pinned_part})"
+
+        st.caption("Prompt tokens per arm: " + " · ".join(cost(arm, result) for arm, result in asked_arms.items())
+                   + ". An adapter adds none: what it learned is in the weights.")
     st.caption(f"Asked: “{st.session_state[key('asked')]}”. The answers stay here until the next *Ask*.")
 
 memory_answer = (answers or {}).get("memory")

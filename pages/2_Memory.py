@@ -14,7 +14,8 @@ from lab import prompting
 from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.embedding_map import project_2d
 from lab.errors import LabError
-from lab.memory import validate_text
+from lab.memory import Usage, validate_text
+from lab.pinned import budget_tokens, note_tokens
 
 MAP_LIMIT = 5000  # memories drawn on the map (plus any retrieved); more makes the chart sluggish
 
@@ -49,7 +50,19 @@ except LabError as error:
     ui.show_error(error)
     st.stop()
 by_id = {m.id: m for m in memories}
+usage = store.usage()
+pinned = [m for m in memories if m.pinned]
 st.caption(f"{len(memories)} memor{'y' if len(memories) == 1 else 'ies'} in workspace `{lab.workspace.name}`")
+with st.container(border=True):
+    # The price of the always-in-context tier, in the model's own tokens.
+    pinned_cost = lab.pinned_tokens()
+    pin_column, cost_column, budget_column = st.columns(3)
+    pin_column.metric("Pinned memories", len(pinned), help="Sent into every memory-arm prompt, whatever the question")
+    cost_column.metric("Pinned tokens per answer", pinned_cost,
+                       help="Every answer of the memory arms pays these prompt tokens, related or not")
+    budget_column.metric("Pinned budget", f"{pinned_cost} of {budget_tokens()}")
+    st.caption("**Retrieved** memories go into a prompt only when they score at or above the threshold for the "
+               "question; **pinned** ones always do, the way agent products keep rules and preferences in context.")
 
 if ui.teacher_mode():  # a class needs the table and the explorer; files and snapshots wait below
     table_tab, explorer_tab = st.tabs(["Memories", "Retrieval explorer"])
@@ -64,10 +77,28 @@ with table_tab:
              if needle.lower() in " ".join(filter(None, (m.text, m.question, m.answer))).lower()]
     if needle:
         st.caption(f"{len(shown)} of {len(memories)} memories contain “{needle}”")
+    orders = {"id": lambda m: m.id,
+              "most sent into answers": lambda m: -usage.get(m.id, Usage()).retrievals,
+              "last sent": lambda m: usage.get(m.id, Usage()).last_retrieved_at or "",
+              "most decisive": lambda m: -usage.get(m.id, Usage()).decisive}
+    order = st.selectbox("Sort by", list(orders), key=key("table_order"),
+                         help="Usage signals: how often a memory went into an answer, and how often leaving it "
+                              "out (Why? on the Playground) changed the answer. What proves useful here is what "
+                              "is worth consolidating into the weights.")
+    shown = sorted(shown, key=orders[order], reverse=order == "last sent")
     # A DataFrame with named columns, so an empty memory still shows its headers.
-    st.dataframe(pd.DataFrame([(m.id, m.text, m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
-                               for m in shown], columns=["id", "text", "question", "answer", "source", "updated"]),
-                 hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([(m.id, "📌 pinned" if m.pinned else "retrieved", m.text, note_tokens(lab.engine, m.text),
+                                usage.get(m.id, Usage()).retrievals, usage.get(m.id, Usage()).decisive,
+                                (usage.get(m.id, Usage()).last_retrieved_at or "")[:19].replace("T", " "),
+                                m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
+                               for m in shown],
+                              columns=["id", "kind", "text", "tokens", "sent", "decisive", "last sent", "question",
+                                       "answer", "source", "updated"]),
+                 hide_index=True, width="stretch",
+                 column_config={"tokens": st.column_config.NumberColumn(help="Prompt tokens its note takes when sent"),
+                                "sent": st.column_config.NumberColumn(help="Answers it went into"),
+                                "decisive": st.column_config.NumberColumn(
+                                    help="Times that leaving it out (Why?) changed the answer")})
     if st.button("Undo the last change", key=key("undo"), help="Adds, edits, deletes, imports, restores and wipes"):
         try:
             undone = store.undo()
@@ -81,10 +112,14 @@ with table_tab:
         text = st.text_area("Memory", key=key("add_text"), placeholder="The refund window at Acme Corp is 45 days.")
         question = st.text_input("The question it answers (optional)", key=key("add_question"))
         answer = st.text_input("The answer (optional)", key=key("add_answer"))
+        pin_it = st.checkbox("Pin it: send it with every question", key=key("add_pin"),
+                             help="For rules and preferences. Costs its tokens on every memory-arm answer.")
         if st.button("Add", key=key("add"), type="primary"):
             try:
-                memory = store.add(text, question=question.strip() or None, answer=answer.strip() or None)
-                done(f"Remembered [{memory.id}].", add_text="", add_question="", add_answer="")
+                memory = lab.remember(text, question=question.strip() or None, answer=answer.strip() or None,
+                                      pinned=pin_it)
+                done(f"Remembered [{memory.id}]" + (", pinned." if memory.pinned else "."),
+                     add_text="", add_question="", add_answer="", add_pin=False)
             except LabError as error:
                 ui.show_error(error)
 
@@ -108,7 +143,15 @@ with table_tab:
             new_question = st.text_input("Question (empty: none)", chosen.question or "",
                                          key=key(f"edit_question-{field}"))
             new_answer = st.text_input("Answer (empty: none)", chosen.answer or "", key=key(f"edit_answer-{field}"))
-            save, delete = st.columns(2)
+            save, pin, delete = st.columns(3)
+            if pin.button("Unpin" if chosen.pinned else "Pin", key=key("edit_pin"),
+                          help="Pinned: in every memory-arm prompt. Retrieved: only when it scores high enough."):
+                try:
+                    changed = lab.pin(chosen.id, not chosen.pinned)
+                    done(f"{'Pinned' if changed.pinned else 'Unpinned'} [{chosen.id}]: pinned memories now cost "
+                         f"{lab.pinned_tokens()} prompt tokens per answer. Undo reverses it.")
+                except LabError as error:
+                    ui.show_error(error)
             if save.button("Save changes", key=key("edit_save"), type="primary"):
                 try:
                     updated = store.update(chosen.id, text=new_text, question=new_question.strip(),
@@ -134,16 +177,19 @@ with explorer_tab:
     k = left.slider("Memories to fetch (k)", 1, 10, DEFAULT_K, key=key("explore_k"))
     threshold = right.slider("Similarity threshold", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.01, key=key("explore_threshold"))
 
-    query_vector, candidates, injected, prompt = None, [], [], None
+    query_vector, candidates, injected, prompt, pinned_hits = None, [], [], None, []
     if query.strip():
         try:
             asked = validate_text(query, "question")
             query_vector = store.embedder.embed_one(asked)  # embedded once: the search and the map share it
+            pinned_hits = store.pinned_hits(query_vector)
             # min_score=-1 keeps all k, so the ones the threshold drops can be shown too.
-            candidates = store.search_vector(query_vector, k=k, min_score=-1.0)
+            candidates = [hit for hit in store.search_vector(query_vector, k=k + len(pinned_hits), min_score=-1.0)
+                          if not hit.pinned][:k]
             injected = [hit for hit in candidates if hit.score >= threshold]
-            # As the agent does: the best note goes last, next to the question.
-            prompt = lab.engine.format_prompt(prompting.memory_messages(asked, [h.text for h in reversed(injected)]))
+            # As the agent does: pinned notes first, the best retrieved note last, next to the question.
+            prompt = lab.engine.format_prompt(prompting.memory_messages(
+                asked, [h.text for h in reversed(injected)], pinned=[h.text for h in pinned_hits]))
             base_prompt = lab.engine.format_prompt(prompting.question_messages(asked))
             extra_tokens = lab.engine.count_tokens(prompt) - lab.engine.count_tokens(base_prompt)
         except LabError as error:
@@ -155,11 +201,14 @@ with explorer_tab:
         st.subheader("Candidates")
         if prompt is None:
             st.info("Type a question to see which memories it finds.")
-        elif not candidates:
+        elif not candidates and not pinned_hits:
             st.info("The memory is empty, so nothing is found: the memory arm sends the base prompt.")
         else:
-            st.markdown(f"**{len(injected)} of {len(candidates)}** reach the threshold {threshold:.2f} "
-                        "and go into the prompt.")
+            if pinned_hits:
+                st.markdown(f"📌 **{len(pinned_hits)} pinned** go in whatever they score: "
+                            + "; ".join(f"[{h.id}] {h.text[:60]} ({h.score:.2f})" for h in pinned_hits))
+            st.markdown(f"**{len(injected)} of {len(candidates)}** retrieved candidates reach the threshold "
+                        f"{threshold:.2f} and go into the prompt.")
             st.dataframe([{"rank": rank, "id": hit.id, "score": round(hit.score, 3),
                            "prompt": "✔ injected" if hit.score >= threshold else "✖ filtered out", "text": hit.text}
                           for rank, hit in enumerate(candidates, 1)],
@@ -190,7 +239,9 @@ with explorer_tab:
                 ui.show_error(error)
             else:
                 score = {hit.id: hit.score for hit in candidates}
-                groups = [("other memories", "#9aa7b8", "circle", lambda i: i not in score),
+                always = {m.id for m in pinned}
+                groups = [("other memories", "#9aa7b8", "circle", lambda i: i not in score and i not in always),
+                          ("pinned (always sent)", "#9467bd", "diamond", lambda i: i in always),
                           ("filtered out", "#ff7f0e", "circle-open", lambda i: i in score and score[i] < threshold),
                           ("injected", "#2ca02c", "circle", lambda i: i in score and score[i] >= threshold)]
                 chart = go.Figure()
@@ -229,10 +280,12 @@ with explorer_tab:
     if prompt is not None:
         st.subheader("What the memory arm would send")
         injected_column, tokens_column, extra_column = st.columns(3)
-        injected_column.metric("Memories injected", len(injected))
+        injected_column.metric("Memories injected", len(injected) + len(pinned_hits),
+                               help=f"{len(pinned_hits)} pinned, {len(injected)} retrieved")
         tokens_column.metric("Prompt tokens", lab.engine.count_tokens(prompt))
         extra_column.metric("Extra tokens for memories", extra_tokens,
-                            help="Compared with the base arm's prompt for the same question: paid on every question")
+                            help="Compared with the base arm's prompt for the same question. "
+                                 f"The pinned memories' {pinned_cost} are paid on every question.")
         st.code(prompt, language=None)
 
 # ---- snapshots, export and import ----------------------------------------------------------------

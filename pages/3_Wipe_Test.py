@@ -172,6 +172,23 @@ if report and report["scenario"] == scenario.name:
             f"**{arm}**{adapter_note}: you said it {guess}; it {truth} (reliability {before:.2f} before the wipe, "
             f"{report['after'][arm]['reliability']:.2f} after).")
     draw_charts(report["before"], report["after"], "final")
+    if pinned := report.get("pinned"):
+        with st.container(border=True):
+            st.markdown(f"**The pinned way.** Agents keep rules in every prompt instead of hoping a note is "
+                        f"retrieved. Here the rule *{pinned['rule']}* was pinned beside the stored examples, "
+                        f"at **{pinned['pinned_tokens']} extra prompt tokens on every answer**.")
+            metric = "adherence" if pinned["before"].get("adherence") is not None else "reliability"
+            figure = go.Figure(go.Bar(
+                x=["memory: examples retrieved", "memory: + the rule pinned", "after the wipe", "learned (after)"],
+                y=[report["before"]["memory"][metric], pinned["before"][metric], pinned["after"][metric],
+                   report["after"].get("learned", {}).get(metric)],
+                marker_color=["#4c78a8", "#54a24b", "#f58518", "#b279a2"]))
+            figure.update_layout(title=f"{metric} on held-out questions", yaxis_range=[0, 1], height=300,
+                                 margin=dict(t=40, b=10))
+            st.plotly_chart(figure, width="stretch", key=key("chart-pinned"))
+            st.caption("A pinned memory is still memory: the wipe clears it with the rest. Whatever the 135M model "
+                       "makes of a pinned instruction is measured, not assumed; `python -m lab behaviour --scenario "
+                       f"{scenario.name}` compares a pinned rule with pinned worked examples too.")
     st.caption("reliability: the corrected questions · generalization: their paraphrases · locality: unrelated "
                "questions the base got right, still right · reverse: the fact asked backwards · adherence: "
                f"held-out questions for a behaviour. {report['seconds']:.0f} s, training excluded. "

@@ -94,8 +94,14 @@ def poison_helpers(state):
 
 
 def behaviour_helpers(state):
-    if st.button("Load the pirate examples into memory", key=key("pirate")):
+    load, pin = st.columns(2)
+    if load.button("Load the pirate examples into memory", key=key("pirate")):
         st.success(f"Added {workshop.remember_pirate_examples(lab)} pirate examples.")
+    if pin.button("Pin the pirate rule", key=key("pirate_rule")):
+        try:
+            st.success(workshop.pin_pirate_rule(lab))
+        except LabError as error:
+            ui.show_error(error)
 
 
 def wipe_helpers(state):

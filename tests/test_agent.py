@@ -93,7 +93,9 @@ def test_json_shape_is_the_cli_contract(session):
     session.memory.add(REFUND_FACT)
     data = session.agent.answer(REFUND_Q, "memory").to_json()
     assert set(data) == {"answer", "arm", "hits", "prompt_tokens", "completion_tokens", "latency_ms"}
-    assert set(data["hits"][0]) == {"id", "text", "score"}
+    # The fields it had, plus the kind (pinned or retrieved) and the tokens the note took.
+    assert set(data["hits"][0]) == {"id", "text", "score", "pinned", "tokens"}
+    assert data["hits"][0]["pinned"] is False and data["hits"][0]["tokens"] > 0
 
 
 def test_concurrent_asks_from_threads_each_see_their_own_memory(engine, embedder):

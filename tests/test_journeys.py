@@ -258,11 +258,12 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
 
     # 4. Behaviour: the pirate examples in memory, the pirate adapter active (Learning page), check.
     click_and_wait(page, exercise_button(page, "behaviour", "pirate"))
+    click_and_wait(page, exercise_button(page, "behaviour", "pirate_rule"))
     open_page(page, "Learning")
     click_and_wait(page, page.locator(".st-key-learning-activate-pirate button"))
     open_page(page, "Workshop")
     verdict = check(page, "behaviour")
-    assert "learned" in verdict and "The adapter learned the habit" in verdict, verdict
+    assert "rule pinned" in verdict and "The adapter carries the habit" in verdict, verdict
 
     # 5. Predict the wipe test: train the learned arm on acme from the exercise, predict, run, check.
     click_and_wait(page, exercise_button(page, "wipe-prediction", "train"), timeout_ms=600_000)

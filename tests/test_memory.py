@@ -228,7 +228,7 @@ def test_export_import_round_trip(store, tmp_path, cached):
     assert document["format"] == EXPORT_FORMAT and document["version"] == 1 and document["exported_at"]
     assert [m["text"] for m in document["memories"]] == [REFUND, PENGUINS]
     assert set(document["memories"][0]) == {"id", "text", "question", "answer", "source", "created_at",
-                                            "updated_at"}
+                                            "updated_at", "pinned"}
     assert [p.name for p in path.parent.iterdir()] == ["memories.json"]  # no temp file left behind
 
     with MemoryStore(tmp_path / "other", cached) as other:

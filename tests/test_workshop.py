@@ -232,7 +232,14 @@ def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
     assert not before.passed and "Only 0 of the 12 pirate examples" in before.detail
     assert workshop.remember_pirate_examples(trained) == 12
     assert workshop.remember_pirate_examples(trained) == 0  # no duplicates
+    unpinned = check(workshop.BEHAVIOUR, trained)
+    assert not unpinned.passed and "The pirate rule is not pinned yet" in unpinned.detail
+    assert workshop.pin_pirate_rule(trained).startswith("Pinned the rule:")
+    assert workshop.pin_pirate_rule(trained) == "The pirate rule is already pinned."
     result = check(workshop.BEHAVIOUR, trained)
     assert result.passed, result.detail
-    learned, memory = map(int, re.search(r"learned (\d+)/10, memory (\d+)/10", result.detail).groups())
-    assert learned > memory and "adapter 'pirate'" in result.detail
+    retrieved, retrieved_tokens, pinned, pinned_tokens, learned = map(int, re.search(
+        r"examples retrieved (\d+)/10 \(\+(\d+) prompt tokens per answer\), rule pinned (\d+)/10 "
+        r"\(\+(\d+) tokens\), learned (\d+)/10", result.detail).groups())
+    assert learned > max(retrieved, pinned) and "adapter 'pirate'" in result.detail
+    assert pinned_tokens >= trained.pinned_tokens() > 0  # the rule rides in every prompt
