@@ -247,7 +247,9 @@ def main() -> None:
     parser.add_argument("--students", default="10,30")
     parser.add_argument("--skip-lock", action="store_true", help="leave out the one-at-a-time baseline")
     parser.add_argument("--only", help="a quick look at one experiment (burst, journey, process, lone); "
-                                       "writes no results file")
+                                       "writes no results file unless --update")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: put that experiment's figures into bench/results/classroom.json")
     args = parser.parse_args()
     sizes = [int(n) for n in args.students.split(",")]
     wanted = {args.only} if args.only else {"burst", "journey", "process", "lone"}
@@ -327,8 +329,18 @@ def main() -> None:
                                     lone_question(engine, scenario, training, "a training")]
         engine.use_reply_cache = True
         print(f"lone question: {results['lone_question']}", flush=True)
-    if args.only:
+    if args.only and not args.update:
         return
+    if args.only:  # the other experiments' figures stay as they were measured
+        import json
+
+        from bench.common import RESULTS
+
+        previous = json.loads((RESULTS / "classroom.json").read_text())
+        previous.pop("benchmark", None), previous.pop("measured_at", None), previous.pop("machine", None)
+        fresh = {name: value for name, value in results.items() if name not in ("students", "burst", "journey")
+                 or value}
+        results = {**previous, **fresh, "updated_alone": sorted({*previous.get("updated_alone", []), args.only})}
     write_results("classroom", results)
     shutil.rmtree(home, ignore_errors=True)
 

@@ -80,7 +80,7 @@ def show_answer(arm: str, result) -> None:
     if arm in ("memory", "both"):
         if result.hits:
             st.markdown("**Notes put in the prompt**  \n" + "  \n".join(
-                f"{'📌 ' if hit.pinned else ''}[{hit.id}] {hit.text} · "
+                f"{':material/push_pin: ' if hit.pinned else ''}[{hit.id}] {hit.text} · "
                 f"{'pinned, ' if hit.pinned else ''}score {hit.score:.2f} · {result.note_tokens.get(hit.id, 0)} tokens"
                 for hit in result.hits))
         else:

@@ -87,7 +87,7 @@ with table_tab:
                               "is worth consolidating into the weights.")
     shown = sorted(shown, key=orders[order], reverse=order == "last sent")
     # A DataFrame with named columns, so an empty memory still shows its headers.
-    st.dataframe(pd.DataFrame([(m.id, "📌 pinned" if m.pinned else "retrieved", m.text, note_tokens(lab.engine, m.text),
+    st.dataframe(pd.DataFrame([(m.id, "pinned" if m.pinned else "retrieved", m.text, note_tokens(lab.engine, m.text),
                                 usage.get(m.id, Usage()).retrievals, usage.get(m.id, Usage()).decisive,
                                 (usage.get(m.id, Usage()).last_retrieved_at or "")[:19].replace("T", " "),
                                 m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
@@ -205,7 +205,7 @@ with explorer_tab:
             st.info("The memory is empty, so nothing is found: the memory arm sends the base prompt.")
         else:
             if pinned_hits:
-                st.markdown(f"📌 **{len(pinned_hits)} pinned** go in whatever they score: "
+                st.markdown(f":material/push_pin: **{len(pinned_hits)} pinned** go in whatever they score: "
                             + "; ".join(f"[{h.id}] {h.text[:60]} ({h.score:.2f})" for h in pinned_hits))
             st.markdown(f"**{len(injected)} of {len(candidates)}** retrieved candidates reach the threshold "
                         f"{threshold:.2f} and go into the prompt.")

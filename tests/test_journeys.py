@@ -294,3 +294,65 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     assert REFUND_NOTE in stored_texts(lab_home, workspace)
     no_exception(page)
     page.close()
+
+
+def stored_kinds(lab_home, workspace: str) -> list[tuple[str, bool, int]]:
+    """(text, pinned, times sent into an answer) per memory, as SQLite holds them."""
+    store = MemoryStore(Workspace.open(workspace, root=Path(lab_home)).memory_dir)
+    try:
+        usage = store.usage()
+        return [(m.text, m.pinned, usage[m.id].retrievals if m.id in usage else 0) for m in store.list()]
+    finally:
+        store.close()
+
+
+PIRATE_RULE = "Always answer like a pirate: start with Arr! and end with matey."
+
+
+def test_a_pinned_rule_travels_to_every_answer_is_priced_and_unpins_with_undo(server, browser, lab_home):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Memory?scenario=pirate")
+    wait_until_quiet(page)
+    workspace = workspace_of(page)
+
+    # Memory page: a pinned rule and a retrieved fact.
+    page.get_by_role("textbox", name="Memory", exact=True).fill(PIRATE_RULE)
+    page.get_by_text("Pin it: send it with every question").click()
+    wait_until_quiet(page)
+    click_and_wait(page, page.get_by_role("button", name="Add", exact=True))
+    wait_until_quiet(page)  # the page reruns itself to show the change
+    assert "Remembered [1], pinned." in page.locator("body").inner_text()
+    page.get_by_role("textbox", name="Memory", exact=True).fill(REFUND_NOTE)
+    click_and_wait(page, page.get_by_role("button", name="Add", exact=True))
+    wait_until_quiet(page)  # the page reruns itself to show the change
+    assert stored_kinds(lab_home, workspace) == [(PIRATE_RULE, True, 0), (REFUND_NOTE, False, 0)]
+    pinned_metric = page.locator("[data-testid='stMetric']").filter(has_text="Pinned tokens per answer")
+    assert int(pinned_metric.locator("[data-testid='stMetricValue']").inner_text()) > 10
+    shot(page, "pinned-1-memory")
+
+    # Playground: an unrelated question still carries the rule, marked pinned, and the arm pays for it.
+    open_page(page, "Playground")
+    page.get_by_label("Question", exact=True).fill("What is the capital of Spain?")
+    click_and_wait(page, page.get_by_role("button", name="Ask", exact=True))
+    memory_column = page.locator(".st-key-playground-arm-memory").inner_text()
+    assert "pinned, score" in memory_column and PIRATE_RULE in memory_column and REFUND_NOTE not in memory_column
+    assert "of them pinned" in page.locator("body").inner_text()  # prompt tokens per arm
+    shot(page, "pinned-2-playground")
+
+    # Back on the Memory page: the rule went into the memory arm's answer (the both arm has no adapter
+    # here); unpin, then undo.
+    open_page(page, "Memory")
+    assert stored_kinds(lab_home, workspace) == [(PIRATE_RULE, True, 1), (REFUND_NOTE, False, 0)]
+    click_and_wait(page, page.locator(".st-key-memory-edit_pin").get_by_role("button", name="Unpin"))
+    wait_until_quiet(page)
+    assert "Unpinned [1]" in page.locator("body").inner_text()
+    assert stored_kinds(lab_home, workspace)[0][:2] == (PIRATE_RULE, False)
+    click_and_wait(page, page.locator(".st-key-memory-undo").get_by_role("button", name="Undo the last change"))
+    wait_until_quiet(page)
+    assert stored_kinds(lab_home, workspace)[0][:2] == (PIRATE_RULE, True)
+    shot(page, "pinned-3-undone")
+    for title in PAGES:  # and no page changes either kind
+        open_page(page, title)
+        assert [kind[:2] for kind in stored_kinds(lab_home, workspace)] == [(PIRATE_RULE, True), (REFUND_NOTE, False)]
+    no_exception(page)
+    page.close()
