@@ -193,7 +193,8 @@ def copy_workspace(source: Workspace, into: Workspace) -> Copied:
     items = []
     if (source.memory_dir / DB_FILE).exists():  # opening a store that was never used would create one
         with MemoryStore(source.memory_dir) as store:
-            items = [{"text": m.text, "question": m.question, "answer": m.answer, "source": m.source}
+            items = [{"text": m.text, "question": m.question, "answer": m.answer, "source": m.source,
+                      "pinned": m.pinned}
                      for m in store.list()]
     if items:
         with MemoryStore(into.memory_dir) as store:

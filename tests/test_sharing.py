@@ -41,11 +41,11 @@ def fingerprint(workspace: Workspace) -> dict:
 
 @pytest.fixture
 def owner(home, embedder):
-    """alice's lab: two notes, an active adapter, pinned settings, some Workshop progress."""
+    """alice's lab: two notes (one pinned), an active adapter, pinned settings, some Workshop progress."""
     workspace, key = sharing.create_workspace("alice", home)
     with MemoryStore(workspace.memory_dir, embedder) as store:
         store.add(NOTES[0], question="What is the refund window at Acme Corp?", answer="45 days", source="playground")
-        store.add(NOTES[1])
+        store.add(NOTES[1], pinned=True)
     registry = AdapterRegistry(workspace.adapters_dir)
     registry.register("pirate", random_adapter(home / "pirate.gguf"), {"source": "scenario:pirate"})
     registry.activate("pirate")
@@ -92,7 +92,7 @@ def test_a_copied_link_leaves_the_original_untouched(owner, home, embedder):
     # The copy has what the lab had: the memories with their fields, the active adapter, the settings...
     with MemoryStore(mine.memory_dir, embedder) as store:
         memories = store.list()
-        assert [m.text for m in memories] == NOTES
+        assert [(m.text, m.pinned) for m in memories] == [(NOTES[0], False), (NOTES[1], True)]
         assert (memories[0].question, memories[0].answer, memories[0].source) == (
             "What is the refund window at Acme Corp?", "45 days", "playground")
         assert store.search("How long do I have to return things to Acme?", k=1)[0].text == NOTES[0]
