@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hold the base model's answers to general questions while learning (less "
                             f"forgetting; use about --steps {REPLAY_STEPS}: the replayed answers share the steps)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--method", choices=("sft", "distill"), default="sft",
+                       help="sft: learn each correction's answer; distill: learn what the notes did in the "
+                            "prompt (the base model's reply with them), without the notes")
 
     for command, text in (("eval", "measure each arm on a scenario"),
                           ("wipe-test", "evaluate, wipe the memory, evaluate again: what survives?")):
@@ -397,7 +400,8 @@ def cmd_train(session, args):
             print(f"\rstep {p.step}/{p.steps}  loss {p.loss:.3f}  {p.tokens_per_s:.0f} tok/s  "
                   f"ETA {p.eta_s:.0f} s ", end="", file=sys.stderr, flush=True)
 
-    result = consolidate(session, name=args.name, scenario=scenario, config=config, on_progress=progress)
+    result = consolidate(session, name=args.name, scenario=scenario, config=config, on_progress=progress,
+                         method=args.method)
     if show:
         print(file=sys.stderr)
     if result.reused:

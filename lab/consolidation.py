@@ -143,33 +143,106 @@ def replay_examples(questions, engine) -> list[Example]:
     return examples
 
 
+# ---- context distillation --------------------------------------------------------------------
+
+METHODS = ("sft", "distill")
+# Rewordings a distilled question is also asked in: the teacher answers each with its notes,
+# so the adapter learns the fact under more than one phrasing. Wrappers, not paraphrases: a
+# scenario's paraphrases measure generalization and must stay unseen.
+REWORDINGS = ("{q}", "Tell me: {q}", "Quick question. {q}", "{q} Please answer briefly.")
+DISTILL_MAX_TOKENS = 48
+
+
+def _notes_in_prompt(prepared) -> tuple[str, ...]:
+    """The notes of a prepared memory-arm prompt, in prompt order (pinned, then retrieved best last)."""
+    pinned = [hit.text for hit in prepared.hits if hit.pinned]
+    retrieved = [hit.text for hit in prepared.hits if not hit.pinned]
+    return tuple(pinned + list(reversed(retrieved)))
+
+
+def distill_examples(session, questions, *, k: int | None = None, min_score: float | None = None) -> list[Example]:
+    """The teacher's side of context distillation: for each question, the prompt the memory
+    arm builds from the memory as it is now (pinned notes included) and the base model's
+    greedy reply to it. Questions that bring no note teach nothing and are left out."""
+    from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
+
+    options = dict(k=k or DEFAULT_K, min_score=DEFAULT_MIN_SCORE if min_score is None else min_score)
+    prepared = [session.agent.prepare(q, "memory", **options) for q in questions]
+    prepared = [p for p in prepared if p.hits]
+    replies = session.engine.chat_many([p.messages for p in prepared], max_tokens=DISTILL_MAX_TOKENS)  # one batch
+    return [Example(p.question, reply.text.strip(), "distill", _notes_in_prompt(p))
+            for p, reply in zip(prepared, replies) if reply.text.strip()]
+
+
+def distill_questions(questions) -> list[str]:
+    """Each question in each of the REWORDINGS."""
+    return [template.format(q=q) for q in questions for template in REWORDINGS]
+
+
+def rule_questions() -> list[str]:
+    """General questions a pinned rule is distilled on (a rule applies everywhere): every
+    other replay question, so the rest can still be replayed without contradicting it."""
+    return [q for q, _ in REPLAY_QUESTIONS[1::2]]
+
+
+def _distill_from_memory(session, memories) -> list[Example]:
+    questions = distill_questions([m.question for m in memories if m.question])
+    if any(m.pinned for m in memories):
+        questions += rule_questions()
+    return distill_examples(session, questions)
+
+
+def _distill_from_scenario(session, scenario: Scenario) -> list[Example]:
+    """The scenario's corrections (and its rule, pinned) in a scratch memory, as the wipe test has them."""
+    from lab.evaluate import memory_given_back, remember_scenario
+
+    with memory_given_back(session):
+        remember_scenario(session, scenario)
+        if scenario.rule:
+            session.remember(scenario.rule, source=f"scenario:{scenario.name}", pinned=True)
+        return _distill_from_memory(session, session.memory.list())
+
+
 def consolidate(session, *, name: str, scenario: Scenario | None = None, config: TrainingConfig | None = None,
                 on_progress: Callable[[Progress], None] | None = None,
                 cancel: threading.Event | None = None, activate: bool = True,
-                ticket: Ticket | None = None) -> TrainingResult:
+                ticket: Ticket | None = None, method: str = "sft", memories=None) -> TrainingResult:
     """Train an adapter from the workspace memory (or `scenario`), register it, activate it.
 
     An identical training done before on this LAB_HOME (same base, examples, settings, seed)
     is not repeated: its adapter is registered here under `name` (lab/training_cache.py) and
     the result says `reused`. Otherwise the training waits its turn in the server's queue
-    (lab/training_queue.py; `ticket` is its place if the caller took one already)."""
+    (lab/training_queue.py; `ticket` is its place if the caller took one already).
+
+    `method`: "sft" learns each memory's question/answer pair (cross-entropy on the answer);
+    "distill" learns what the notes did in context: the base model's reply with the notes in
+    its prompt, as a whole next-token distribution, from a prompt without them. `memories`
+    (a list of Memory) trains on those instead of the whole memory."""
     from lab.adapters import validate_adapter_name
 
     started = time.perf_counter()
     config = (config or TrainingConfig()).validate()
     validate_adapter_name(name)
     session.adapters.check_room(name)  # a full workspace is refused before minutes of training
-    if scenario is not None:
+    if method not in METHODS:
+        raise LabError(f"unknown training method {method!r}: choose sft or distill")
+    chosen = list(memories) if memories is not None else None
+    if method == "distill":
+        examples = (_distill_from_scenario(session, scenario) if scenario is not None
+                    else _distill_from_memory(session, chosen if chosen is not None else session.memory.list()))
+    elif scenario is not None:
         examples = examples_from_scenario(scenario, paraphrases=config.paraphrases)
     else:
-        examples = examples_from_memory(session.memory.list())
+        examples = examples_from_memory(chosen if chosen is not None else session.memory.list())
     if not examples:
         raise LabError("the training set is empty: the memory has no corrections; remember some first "
                        "(python -m lab remember TEXT --question Q --answer A) or pass --scenario NAME",
                        in_app="Your memory is empty, so there is nothing to train on. Remember a correction "
                               "in the Playground first, or choose “a scenario” above.")
     if config.replay:
-        examples += replay_examples(REPLAY_QUESTIONS, session.engine)
+        distilled_rule = method == "distill" and any(e.question in set(rule_questions()) for e in examples)
+        # A rule distilled on general questions must not be contradicted by replaying them.
+        examples += replay_examples(REPLAY_QUESTIONS[0::2] if distilled_rule else REPLAY_QUESTIONS, session.engine)
 
     cache = TrainingCache()
     key = training_key(base_sha256(resolve_model_path(session.engine.path)), examples, config)
@@ -185,7 +258,7 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
         QUEUE.leave(ticket)
     reused = trained is None
     info = cache.register_copy(key, session.adapters, name, {
-        "source": f"scenario:{scenario.name}" if scenario else "memory", "reused": reused,
+        "source": f"scenario:{scenario.name}" if scenario else "memory", "reused": reused, "method": method,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **({"reused_in_s": round(time.perf_counter() - started, 2)} if reused else {})})
     if activate:

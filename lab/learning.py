@@ -51,12 +51,15 @@ DEFAULT_TRAINING_THREADS = 1  # what training_threads() gives without the variab
 @dataclass(frozen=True)
 class Example:
     """One training pair. kind: 'fact' (a correction), 'paraphrase', 'replay' (the base
-    model's own answer to an unrelated question, to limit forgetting) or 'text' (a
-    memory with no question: plain language-model loss on its text)."""
+    model's own answer to an unrelated question, to limit forgetting), 'text' (a memory
+    with no question: plain language-model loss on its text) or 'distill' (context
+    distillation: `answer` is what the base model replied with `notes` in its prompt, and
+    the adapter learns that reply's whole next-token distribution without the notes)."""
 
     question: str
     answer: str
     kind: str = "fact"
+    notes: tuple[str, ...] = ()  # 'distill': the notes the teacher saw, in prompt order
 
 
 @dataclass
@@ -280,6 +283,18 @@ def encode_examples(examples: Sequence[Example], engine) -> list[tuple[list[int]
     return encoded
 
 
+def encode_teacher(example: Example, engine) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of a 'distill' example as its teacher saw it: the memory arm's
+    prompt, notes included, then the same reply tokens as the student's."""
+    from lab import prompting
+
+    end = engine.tokenize("<|im_end|>", special=True) if engine.info.has_chat_template else []
+    prompt = engine.format_prompt(prompting.memory_messages(example.question, list(example.notes)))
+    prompt_ids = engine.tokenize(prompt, special=True)
+    answer_ids = engine.tokenize(example.answer, special=False) + end
+    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+
+
 def make_batches(encoded, batch_size: int, rng: random.Random) -> list[list[int]]:
     """Indices grouped by length, so a batch pads little; batches in random order."""
     order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i][0]), rng.random()))
@@ -303,8 +318,17 @@ def tokenizer_matches_llama_cpp(tokenizer, engine) -> bool:
                for t in TOKENIZER_SAMPLE)
 
 
+def example_record(example: Example) -> dict:
+    """An example as JSON for hashing: `notes` only where there are some, so the examples of
+    every earlier recipe keep the hash (and the class's trained adapters stay reusable)."""
+    record = asdict(example)
+    if not record["notes"]:
+        del record["notes"]
+    return record
+
+
 def data_hash(examples: Sequence[Example]) -> str:
-    blob = json.dumps([asdict(e) for e in examples], sort_keys=True).encode()
+    blob = json.dumps([example_record(e) for e in examples], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -425,7 +449,9 @@ def _train(examples, config, *, engine, name, out_dir, on_progress, cancel) -> T
     prefix = [runner.hidden(torch.tensor([ids], device=device))[0] for ids, _ in encoded]  # each (T, H)
     # Replay rows learn the base model's whole next-token distribution, taken now, while
     # the adapter is still zero (distillation; plain cross-entropy on the base's greedy
-    # words taught its phrasing to unrelated questions, README).
+    # words taught its phrasing to unrelated questions, README). Context-distillation rows
+    # learn the distribution the base model had with the notes in its prompt: the same
+    # reply tokens, read by a teacher who saw the notes.
     teachers = [None] * len(encoded)
     with torch.no_grad():
         for i, example in enumerate(examples):
@@ -433,6 +459,10 @@ def _train(examples, config, *, engine, name, out_dir, on_progress, cancel) -> T
                 ids, labs = encoded[i]
                 teachers[i] = torch.log_softmax(runner.answer_logits(
                     prefix[i][None], torch.tensor([labs], device=device)).float(), -1)
+            elif example.kind == "distill":
+                ids, labs = encode_teacher(example, engine)
+                teachers[i] = torch.log_softmax(runner.answer_logits(
+                    runner.hidden(torch.tensor([ids], device=device)), torch.tensor([labs], device=device)).float(), -1)
     batches: list[list[int]] = []
     losses: list[float] = []
     tokens_seen = 0

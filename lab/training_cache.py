@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lab.adapters import AdapterInfo, AdapterRegistry, write_json_atomic
-from lab.learning import RECIPE_VERSION, Example, TrainingConfig
+from lab.learning import RECIPE_VERSION, Example, TrainingConfig, example_record
 
 SHARED_DIR = ".shared"  # under $LAB_HOME; a dot name is never a workspace (lab/workspace.py)
 
@@ -52,7 +52,7 @@ def training_key(base_sha256: str, examples: list[Example], config: TrainingConf
     """
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
     blob = json.dumps({"recipe": RECIPE_VERSION, "base_sha256": base_sha256,
-                       "examples": [asdict(e) for e in examples], "config": settings}, sort_keys=True)
+                       "examples": [example_record(e) for e in examples], "config": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
