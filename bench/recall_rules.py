@@ -21,7 +21,9 @@ different text per item (the answer sentence alone instead of question + answer)
 
 Choice: the rules that lose nothing on acme or zsRE (each metric >= today's), ranked by the
 worst reliability or locality over the tuning sets, then by the sum of all three metrics
-over them; the first in CANDIDATES_ORDER wins a tie (simpler rules are listed first).
+over them; the first in CANDIDATES_ORDER wins a tie (simpler rules are listed first). The
+last candidates (best note first; k=2 with a margin) were added after a first round had
+measured the others. Picked: "k=2, margin 0.30", now lab/recall.py (README's table).
 
     python -m bench.recall_rules            # every candidate, tuning + checks
     python -m bench.recall_rules --final    # the final set, today's rule and the chosen one
@@ -49,7 +51,7 @@ ZSRE = HERE.parent.parent / "shared" / "data" / "zsre_sample.json"
 TUNING = ("island", "ship", "campus")
 CHECKS = ("acme", "zsre")
 FINAL = "final-city"
-CANDIDATES = 10  # notes asked of the store per question, so a rule can look past the first k
+CANDIDATES = 10  # notes asked of the store per question, so a rule can look past the first k (dedup refills)
 METRIC_NAMES = ("reliability", "generalization", "locality")
 CHOSEN = "chosen (lab/recall.py)"
 TODAY_K, TODAY_MIN_SCORE = 3, 0.5  # the rule before issue #13; candidates are handed these k and min_score

@@ -24,11 +24,17 @@ k=2 alone (113, but island reliability 0.80), a margin alone (at most 108), best
 (acme reliability 0.85), the answer sentence alone as the note (worse everywhere); why
 k=2 beats k=3 here: the weakest of three notes goes first in the prompt and the model often
 copies it (asked for the professors, it gave the rector). The final set
-(bench/data/recall/final-city.json) chose nothing: `--final` reports it, README.
+(bench/data/recall/final-city.json) chose nothing and was run once (`--final`): 0.86/0.71
+under the old rule, 0.79/0.79 under this one (32 -> 33 of 42), locality 0.83 under both
+(a London-river question scores 0.60 against the city's river note). The issue's target,
+reliability >= 0.9 on every fresh set, is met on ship and campus only (README).
 
 The 0.5 floor is the one bench/prompt_formats.py chose (relevant questions >= 0.64,
-unrelated <= 0.37; on the new sets no locality question scored above 0.45), so locality
+unrelated <= 0.37; on the tuning sets no locality question scored above 0.45), so locality
 rests on it, not on the margin.
+
+The agent passes its own k and min_score (lab/agent.py DEFAULT_K, DEFAULT_MIN_SCORE, which
+are meant to be these); the margin applies whatever k it passes.
 """
 
 from __future__ import annotations
@@ -52,4 +58,5 @@ def choose(hits: Sequence[Hit], k: int, min_score: float, *, margin: float | Non
     kept = sorted((hit for hit in hits if hit.score >= min_score), key=lambda hit: -hit.score)[:k]
     if margin is None or not kept:
         return kept
-    return [hit for hit in kept if hit.score >= kept[0].score - margin]
+    # The tolerance keeps a note exactly `margin` below the best (0.80 - 0.30 is 0.50000000000000001).
+    return [hit for hit in kept if hit.score >= kept[0].score - margin - 1e-9]
