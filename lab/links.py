@@ -7,7 +7,7 @@ fails: a bad value falls back to its default and is named in one warning line.
     parse_link({"scenario": "pirate", "k": "2"})
     -> (LinkSettings(scenario='pirate', arm='memory', k=2, threshold=0.5, teacher=False), None)
     parse_link({"k": "lots"})
-    -> (LinkSettings(..., k=3, ...), "Ignored from the link: k='lots' (a whole number from 1 to 50); ...")
+    -> (LinkSettings(..., k=2, ...), "Ignored from the link: k='lots' (a whole number from 1 to 50); ...")
     build_link(LinkSettings(k=2, teacher=True))
     -> '/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5&teacher=1'
 

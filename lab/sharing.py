@@ -332,7 +332,7 @@ def _copy_of(name: str, params: dict, root: Path | None, *, lock=None, without_k
 
 def share_link(name: str, settings: LinkSettings, page: str = "") -> str:
     """The link to hand out: each visitor gets a copy of `name`.
-    share_link("alice", LinkSettings()) -> '/?from=alice&scenario=acme&arm=memory&k=3&threshold=0.5'"""
+    share_link("alice", LinkSettings()) -> '/?from=alice&scenario=acme&arm=memory&k=2&threshold=0.5'"""
     return f"/{page}?" + urlencode({"from": name, **link_params(settings)})
 
 

@@ -26,7 +26,7 @@ def test_loads_with_every_exercise_and_a_default_link():
     labels = [e.label for e in app.expander]
     assert len(labels) >= 5 and all(e.proto.icon == ":material/radio_button_unchecked:" for e in app.expander)
     assert any("Poison the memory" in label for label in labels)
-    assert share_link(app) == "/Workshop?scenario=acme&arm=memory&k=3&threshold=0.5"
+    assert share_link(app) == "/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5"
     assert app.number_input(key="workshop.k").value == 3  # advanced controls are there outside teacher mode
     assert app.button(key="workshop.reset") and app.toggle(key="workshop.raw-memory-answer")
 
