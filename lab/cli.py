@@ -144,6 +144,25 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--logprob", action="store_true",
                              help="also the mean teacher-forced log-probability of the answers")
 
+    consolidate = commands.add_parser(
+        "consolidate", parents=[common],
+        help="train an adapter on memories that proved themselves, verify it, and retire what it answers for")
+    chosen = consolidate.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--ids", help="comma-separated memory ids, e.g. 1,2,3")
+    chosen.add_argument("--candidates", action="store_true",
+                        help="the memories the usage rule picks (alone, without --name: list them)")
+    chosen.add_argument("--all", action="store_true", help="every memory")
+    consolidate.add_argument("--name", help="adapter name (needed to train)")
+    consolidate.add_argument("--method", choices=("sft", "distill"), default="sft")
+    consolidate.add_argument("--retire", action="store_true",
+                             help="move the verified memories out of the store (undo brings them back)")
+    consolidate.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    consolidate.add_argument("--replay", action="store_true", help="replay the base model's answers while training")
+    consolidate.add_argument("--min-retrievals", type=int, default=3, help="candidates: sent into at least N answers")
+    consolidate.add_argument("--min-decisive", type=int, default=1,
+                             help="candidates: leaving it out changed the answer at least N times")
+    consolidate.add_argument("--min-age-days", type=float, default=0.02, help="candidates: unchanged for D days")
+
     behaviour = commands.add_parser("behaviour", parents=[common],
                                     help="a behaviour held three ways: retrieved notes, pinned notes, learned weights")
     behaviour.add_argument("--scenario", required=True, help="a behavior scenario file or bundled name (pirate)")
@@ -474,6 +493,44 @@ def cmd_wipe_test(session, args):
     return report, table(report)
 
 
+def cmd_consolidate(session, args):
+    from lab.consolidation import consolidate_memories
+    from lab.staging import CandidateRule, candidates
+
+    store = session.memory
+    rule = CandidateRule(args.min_retrievals, args.min_decisive, args.min_age_days)
+    if args.candidates and not args.name:
+        found = candidates(store, rule)
+        text = "\n".join(f"[{c.memory.id}] {c.memory.text}  ({c.reason})" for c in found) or \
+            "(no memory meets the rule yet: ask more, and press Why? to see which notes are decisive)"
+        return {"candidates": [c.to_json() for c in found]}, text
+    if not args.name:
+        raise LabError("--name is needed to train: python -m lab consolidate --ids 1,2 --name NAME")
+    if args.candidates:
+        memories = [c.memory for c in candidates(store, rule)]
+    elif args.all:
+        memories = store.list()
+    else:
+        try:
+            ids = [int(x) for x in args.ids.split(",") if x.strip()]
+        except ValueError:
+            raise LabError(f"--ids must be whole numbers separated by commas, got {args.ids!r}") from None
+        memories = [store.get(memory_id) for memory_id in ids]
+    config = TrainingConfig(steps=args.steps, replay=args.replay)
+    report = consolidate_memories(session, memories, name=args.name, method=args.method, retire=args.retire,
+                                  config=config)
+    verified = report["verified"]
+    lines = [f"adapter {report['name']!r} ({report['method']}) trained on {len(report['trained_on'])} memories"]
+    lines += [f"  [{a['id']}] {'verified' if a['verified'] else 'NOT verified'}: {a['question']} -> {a['reply']}"
+              for a in report["answers"]]
+    lines.append(f"verified reliability {verified['reliability']}, locality {verified['locality']}; retired "
+                 f"{report['retired'] or 'none'}; memory-arm prompt tokens {report['prompt_tokens_before']} -> "
+                 f"{report['prompt_tokens_after']}")
+    data = {key: report[key] for key in ("name", "trained_on", "verified", "retired", "prompt_tokens_before",
+                                          "prompt_tokens_after", "method", "answers")}
+    return data, "\n".join(lines)
+
+
 def cmd_behaviour(session, args):
     from lab.behaviour import compare_ways, table
     from lab.scenario import load_scenario
@@ -534,7 +591,7 @@ def cmd_explain(session, args):
     return result.to_json(), "\n".join(lines)
 
 
-HANDLERS = {"behaviour": cmd_behaviour, "curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
+HANDLERS = {"consolidate": cmd_consolidate, "behaviour": cmd_behaviour, "curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status, "share": cmd_share}
 
 

@@ -288,3 +288,91 @@ def _train_into(cache: TrainingCache, key: str, examples, config, engine, name, 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+# ---- consolidate, verify, retire -----------------------------------------------------------
+
+# General questions the verification asks before and after (locality): never trained on
+# (replay has its own), so they show what the adapter disturbed.
+VERIFY_LOCALITY = (
+    ("What is the capital of France?", r"\bParis\b"),
+    ("How many legs does a spider have?", r"\b(8|eight)\b"),
+    ("What do bees make?", r"honey"),
+    ("Who wrote Romeo and Juliet?", r"Shakespeare"),
+    ("What is the largest planet in the solar system?", r"Jupiter"),
+    ("How many days are in a week?", r"\b(7|seven)\b"),
+    ("What is the opposite of hot?", r"\bcold\b"),
+    ("Which animal says moo?", r"\bcows?\b"),
+    ("What is the largest ocean on Earth?", r"Pacific"),
+    ("What is the chemical symbol for gold?", r"\bAu\b"),
+)
+_STOPWORDS = frozenset("the a an is are was were be of in on at to for and or with by from it its this that "
+                       "what which who whom whose when where how why do does did has have had can will".split())
+
+
+def answer_keys(expected: str, question: str = "") -> list[str]:
+    """The words of an expected answer that a reply must contain to count as it: numbers and
+    content words the question does not already hold.
+
+    >>> answer_keys("The refund window at Acme Corp is 45 days.", "What is the refund window at Acme Corp?")
+    ['45', 'days']
+    """
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    return [w.lower() for w in re.findall(r"\w+", expected)
+            if w.lower() not in _STOPWORDS and w.lower() not in asked and (w.isdigit() or len(w) > 2)]
+
+
+def answers_match(expected: str, reply: str, question: str = "") -> bool:
+    """Whether a reply gives the expected answer: at least half its key words, and every number."""
+    keys = answer_keys(expected, question)
+    if not keys:
+        return expected.strip().lower() in reply.lower()
+    said = {w.lower() for w in re.findall(r"\w+", reply)}
+    numbers = [k for k in keys if k.isdigit()]
+    return all(n in said for n in numbers) and sum(k in said for k in keys) * 2 >= len(keys)
+
+
+def memory_prompt_tokens(session, questions) -> float:
+    """Mean prompt tokens of the memory arm for `questions` with the memory as it is now."""
+    if not questions:
+        return 0.0
+    engine = session.engine
+    return sum(len(engine.tokenize(engine.format_prompt(session.agent.prepare(q, "memory").messages)))
+               for q in questions) / len(questions)
+
+
+def consolidate_memories(session, memories, *, name: str, method: str = "distill", retire: bool = False,
+                         config: TrainingConfig | None = None, on_progress=None, cancel=None) -> dict:
+    """Train an adapter on `memories`, verify it, and (with `retire`) retire what it verified.
+
+    Verification asks the adapter each memory's question with no notes at all: a memory
+    whose answer it gives is verified, and only verified memories are retired (moved out of
+    the store into its retired list; undo brings them back). Locality: of VERIFY_LOCALITY's
+    questions the base model gets right, the share the adapter still gets right. A pinned
+    memory without a question cannot be checked this way and is never retired."""
+    memories = list(memories)
+    if not memories:
+        raise LabError("nothing to consolidate: choose memories (--ids, --candidates or --all)",
+                       in_app="Choose at least one memory to consolidate.")
+    asked = [m for m in memories if m.question]
+    questions = [m.question for m in asked]
+    tokens_before = memory_prompt_tokens(session, questions)
+    result = consolidate(session, name=name, config=config, method=method, memories=memories,
+                         on_progress=on_progress, cancel=cancel)
+    agent = session.agent
+    replies = agent.answer_many(questions, "learned", adapter=name) if questions else []
+    verified = [m.id for m, reply in zip(asked, replies) if answers_match(m.answer or m.text, reply.answer, m.question)]
+    local = [q for q, _ in VERIFY_LOCALITY]
+    base = agent.answer_many(local, "base")
+    learned = agent.answer_many(local, "learned", adapter=name)
+    right = [i for i, (b, (_, pattern)) in enumerate(zip(base, VERIFY_LOCALITY)) if re.search(pattern, b.answer, re.I)]
+    kept = sum(bool(re.search(VERIFY_LOCALITY[i][1], learned[i].answer, re.I)) for i in right)
+    retired = [m.id for m in session.memory.retire(verified, name)] if retire and verified else []
+    return {"name": name, "method": method, "trained_on": [m.id for m in memories],
+            "verified": {"reliability": round(len(verified) / len(asked), 3) if asked else None,
+                         "locality": round(kept / len(right), 3) if right else None, "ids": verified},
+            "retired": retired, "prompt_tokens_before": round(tokens_before, 1),
+            "prompt_tokens_after": round(memory_prompt_tokens(session, questions), 1),
+            "seconds": round(result.seconds, 1), "reused": result.reused,
+            "answers": [{"id": m.id, "question": m.question, "expected": m.answer or m.text, "reply": r.answer,
+                         "verified": m.id in verified} for m, r in zip(asked, replies)]}

@@ -328,6 +328,10 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS usage (
         id INTEGER PRIMARY KEY, retrievals INTEGER NOT NULL DEFAULT 0, last_retrieved_at TEXT,
         tested INTEGER NOT NULL DEFAULT 0, decisive INTEGER NOT NULL DEFAULT 0)""",
+    # memories retired into an adapter (consolidated, verified): what the weights now answer for
+    """CREATE TABLE IF NOT EXISTS retired (
+        change_id INTEGER NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, adapter TEXT NOT NULL,
+        at TEXT NOT NULL, PRIMARY KEY (change_id, id))""",
 ]
 # Version 2 added `pinned` to the row tables: a version 1 store gains the column on opening.
 SCHEMA_VERSION = 2
@@ -636,6 +640,36 @@ class MemoryStore:
             except LabError:
                 pass  # busy for 10 s: signals are worth less than the answer that made them
 
+    def retire(self, ids: list[int], adapter: str) -> list[Memory]:
+        """Move memories out of the store because `adapter` now answers for them
+        (lab/consolidation.py verified it). One change: undo brings them all back."""
+        ids = sorted({_check_id(memory_id) for memory_id in ids})
+        if not ids:
+            return []
+        with self._lock:
+            self._sync()
+            with self._transaction() as db:
+                memories = [self._fetch(memory_id) for memory_id in ids]
+                change = self._begin_change("retire")
+                where = f"WHERE id IN ({','.join('?' * len(ids))})"
+                self._archive(change, where, ids)
+                self._record_history(change, "retire", where.replace("id IN", "m.id IN"), ids, before=True)
+                db.executemany("INSERT INTO retired (change_id, id, text, adapter, at) VALUES (?, ?, ?, ?, ?)",
+                               [(change.id, m.id, m.text, adapter, change.at) for m in memories])
+                db.execute(f"DELETE FROM memories {where}", ids)
+                self._finish_change(change, f"retire of {len(ids)} memor{'y' if len(ids) == 1 else 'ies'} "
+                                            f"into adapter {adapter}")
+            self._after_commit(change, removed=ids)
+            return memories
+
+    def retired(self) -> list[dict]:
+        """Memories retired into adapters and not brought back: [{"id", "text", "adapter", "at"}]."""
+        with self._lock:
+            self._sync()
+            rows = self._db.execute("SELECT id, text, adapter, at FROM retired WHERE id NOT IN "
+                                    "(SELECT id FROM memories) ORDER BY at, id").fetchall()
+        return [{"id": i, "text": text, "adapter": adapter, "at": at} for i, text, adapter, at in rows]
+
     def delete(self, memory_id: int) -> Memory:
         """Remove a memory; returns it as it was."""
         memory_id = _check_id(memory_id)
@@ -690,6 +724,7 @@ class MemoryStore:
                            "SELECT ?, memory_id, 'undo', after, before, ? FROM history WHERE change_id = ?",
                            [change.id, change.at, target])
                 db.execute("DELETE FROM archive WHERE change_id = ?", [target])
+                db.execute("DELETE FROM retired WHERE change_id = ?", [target])  # back in the store
                 db.execute("UPDATE changes SET undoable = 0 WHERE id = ?", [target])
                 self._finish_change(change, f"undo of {summary}")
             ids = [row[0] for row in restored]

@@ -14,7 +14,7 @@ def test_no_parameters_give_the_defaults_and_no_warning():
 
 def test_build_gives_a_relative_workshop_url():
     link = build_link(LinkSettings("acme", "memory", 3, 0.5, teacher=True))
-    assert link == "/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5&teacher=1"
+    assert link == "/Workshop?scenario=acme&arm=memory&k=3&threshold=0.5&teacher=1"
     assert "teacher" not in build_link(LinkSettings())  # off is the default: left out
     assert build_link(LinkSettings(), page="Wipe_Test").startswith("/Wipe_Test?scenario=acme")
 

@@ -27,7 +27,7 @@ def test_loads_with_every_exercise_and_a_default_link():
     assert len(labels) >= 5 and all(e.proto.icon == ":material/radio_button_unchecked:" for e in app.expander)
     assert any("Poison the memory" in label for label in labels)
     assert share_link(app) == "/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5"
-    assert app.number_input(key="workshop.k").value == 3  # advanced controls are there outside teacher mode
+    assert app.number_input(key="workshop.k").value == 2  # advanced controls are there outside teacher mode
     assert app.button(key="workshop.reset") and app.toggle(key="workshop.raw-memory-answer")
 
 
@@ -47,7 +47,7 @@ def test_bad_query_parameters_give_one_warning_and_the_defaults():
     app = workshop(k="500", arm="brain", threshold="0.2")
     assert not app.exception
     assert len(app.warning) == 1 and "k='500'" in app.warning[0].value and "arm='brain'" in app.warning[0].value
-    assert app.number_input(key="workshop.k").value == 3 and app.slider(key="workshop.threshold").value == 0.2
+    assert app.number_input(key="workshop.k").value == 2 and app.slider(key="workshop.threshold").value == 0.2
 
 
 def test_teacher_mode_hides_the_advanced_controls():

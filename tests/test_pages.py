@@ -53,7 +53,7 @@ def test_playground_reads_the_link_and_teacher_mode_hides_the_knobs():
     bad = page("1_Playground.py")
     bad.query_params["k"] = "lots"
     bad.run()
-    assert not bad.exception and bad.slider(key="playground.k").value == 3
+    assert not bad.exception and bad.slider(key="playground.k").value == 2
     assert any("k='lots'" in w.value for w in bad.warning)
 
 

@@ -204,5 +204,5 @@ def test_the_cli_prints_the_share_link_and_the_owners_edit_link(tmp_path):
     key = sharing.edit_key(Workspace.open("alice", root=tmp_path))
     assert data == {"workspace": "alice",
                     "share_link": "http://localhost:8501/?from=alice&scenario=acme&arm=memory&k=2&threshold=0.5",
-                    "edit_link": f"http://localhost:8501/?workspace=alice&key={key}&scenario=acme&arm=memory&k=3"
+                    "edit_link": f"http://localhost:8501/?workspace=alice&key={key}&scenario=acme&arm=memory&k=2"
                                  "&threshold=0.5"}
