@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--logprob", action="store_true",
                              help="also the mean teacher-forced log-probability of the answers")
 
+    update = commands.add_parser("update-test", parents=[common],
+                                 help="the facts change: memory is edited in place, the adapter must be retrained")
+    update.add_argument("--scenario", required=True, help="a scenario of kind updates (bundled: changing-facts)")
+
     importer = commands.add_parser("import", parents=[common], help="turn a zsRE or CounterFact file into a scenario")
     importer.add_argument("format", choices=("zsre", "counterfact"))
     importer.add_argument("file")
@@ -440,6 +444,25 @@ def cmd_wipe_test(session, args):
     return report, table(report)
 
 
+def cmd_update_test(session, args):
+    from lab.scenario import load_scenario
+    from lab.update_test import check_updates, table, update_test
+
+    scenario = load_scenario(args.scenario)
+    check_updates(scenario)  # before a training starts
+    show = sys.stderr.isatty() and not getattr(args, "json", False)
+
+    def stage(name):
+        if show:
+            print(f"\r{name.replace('_', ' '):40}", end="", file=sys.stderr, flush=True)
+
+    details: dict = {}
+    report = update_test(session, scenario, on_stage=stage, details=details)
+    if show:
+        print(file=sys.stderr)
+    return report, table(report, details)
+
+
 def cmd_import(session, args):
     from lab.importers import import_dataset
 
@@ -492,6 +515,7 @@ def cmd_explain(session, args):
 
 HANDLERS = {"curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status, "share": cmd_share}
+HANDLERS["update-test"] = cmd_update_test
 
 
 def cmd_cache(args):
