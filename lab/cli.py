@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     update = commands.add_parser("update-test", parents=[common],
                                  help="the facts change: memory is edited in place, the adapter must be retrained")
     update.add_argument("--scenario", required=True, help="a scenario of kind updates (bundled: changing-facts)")
+    update.add_argument("--steps", type=int, help="training steps of both trainings (default: 30)")
 
     importer = commands.add_parser("import", parents=[common], help="turn a zsRE or CounterFact file into a scenario")
     importer.add_argument("format", choices=("zsre", "counterfact"))
@@ -446,10 +447,11 @@ def cmd_wipe_test(session, args):
 
 def cmd_update_test(session, args):
     from lab.scenario import load_scenario
-    from lab.update_test import check_updates, table, update_test
+    from lab.update_test import check_updates, default_config, table, update_test
 
     scenario = load_scenario(args.scenario)
     check_updates(scenario)  # before a training starts
+    config = default_config() if args.steps is None else TrainingConfig(steps=args.steps)
     show = sys.stderr.isatty() and not getattr(args, "json", False)
 
     def stage(name):
@@ -457,7 +459,7 @@ def cmd_update_test(session, args):
             print(f"\r{name.replace('_', ' '):40}", end="", file=sys.stderr, flush=True)
 
     details: dict = {}
-    report = update_test(session, scenario, on_stage=stage, details=details)
+    report = update_test(session, scenario, config=config, on_stage=stage, details=details)
     if show:
         print(file=sys.stderr)
     return report, table(report, details)

@@ -32,7 +32,7 @@ from typing import Callable
 
 from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.errors import LabError
-from lab.evaluate import EVAL_MAX_TOKENS, METRICS, evaluate_arms, memory_given_back
+from lab.evaluate import EVAL_MAX_TOKENS, evaluate_arms, memory_given_back
 from lab.learning import TrainingCancelled, TrainingConfig, TrainingResult
 from lab.scenario import UPDATES, Item, Scenario
 from lab.training_queue import QUEUE, Ticket
@@ -60,47 +60,42 @@ def adapter_names(scenario: Scenario) -> tuple[str, str]:
 # ---- current and stale ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EitherValue:
-    """An early stop for a reply about a changed fact: stop once it gives the old value or
-    the new one (a later token cannot take either back). `cache_key` describes it to the
-    class's reply cache (lab/reply_cache.py)."""
-
-    old: str
-    new: str
-
-    def __call__(self, reply: str) -> bool:
-        from lab.scenario import target_matches
-
-        return target_matches(self.old, reply) or target_matches(self.new, reply)
-
-    @property
-    def cache_key(self) -> str:
-        return f"either-target-regex-i:{self.old}\n{self.new}"
+def changed_questions(scenario: Scenario, truth: Scenario) -> list[tuple[str, Item, Item]]:
+    """(question, item, truth's item) for every question about a changed fact: each item's own,
+    then its paraphrases; `truth` is the scenario as it stands in the phase (before_update or
+    after_update), whose items the evaluation asked with."""
+    return [(q, item, told) for item, told in zip(scenario.items, truth.items)
+            for q in (item.question, *item.paraphrases)]
 
 
-def changed_questions(scenario: Scenario) -> list[tuple[str, Item]]:
-    """(question, item) for every question about a changed fact: the item's own, then its paraphrases."""
-    return [(q, item) for item in scenario.items for q in (item.question, *item.paraphrases)]
-
-
-def current_and_stale(session, scenario: Scenario, arm: str, *, adapter_file: Path | None, reply_cache: dict,
-                      on_wait: Callable | None = None, k: int | None = None,
+def current_and_stale(session, scenario: Scenario, truth: Scenario, arm: str, *, adapter_file: Path | None,
+                      reply_cache: dict, on_wait: Callable | None = None, k: int | None = None,
                       min_score: float | None = None) -> dict:
     """{"current", "stale"}: of the replies to the changed facts' questions, the share giving
-    the new value and the share giving the old one (a reply may give both, or neither)."""
-    pairs = changed_questions(scenario)
+    the new value and the share giving the old one (a reply may give both, or neither).
+
+    These are the very replies evaluate_arms read for reliability and generalization: the
+    same prompts, stopped the same way (once the phase's true value shows), so with its
+    `reply_cache` they cost nothing more. A reply that gives the old value before the new one
+    counts for both."""
+    pairs = changed_questions(scenario, truth)
     options = dict(k=k or DEFAULT_K, min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
                    adapter_file=adapter_file, reply_cache=reply_cache, max_tokens=EVAL_MAX_TOKENS)
-    answers = session.agent.answer_many([q for q, _ in pairs], arm,
-                                        stop_when=[EitherValue(i.target, i.update.target) for _, i in pairs],
+    answers = session.agent.answer_many([q for q, _, _ in pairs], arm, stop_when=[told.matches for _, _, told in pairs],
                                         **options, **(dict(on_wait=on_wait) if on_wait else {}))
-    current = sum(i.update.matches(a.answer) for (_, i), a in zip(pairs, answers))
-    stale = sum(i.matches(a.answer) for (_, i), a in zip(pairs, answers))
+    current = sum(item.update.matches(a.answer) for (_, item, _), a in zip(pairs, answers))
+    stale = sum(item.matches(a.answer) for (_, item, _), a in zip(pairs, answers))
     return {"current": current / len(pairs), "stale": stale / len(pairs)}
 
 
 # ---- the test ------------------------------------------------------------------------------------
+
+
+def update_scenarios() -> list[str]:
+    """The bundled scenarios whose facts change (kind `updates`)."""
+    from lab.scenario import bundled_names, load_scenario
+
+    return [name for name in bundled_names() if load_scenario(name).kind == UPDATES]
 
 
 def check_updates(scenario: Scenario) -> None:
@@ -153,8 +148,8 @@ def update_test(session, scenario: Scenario, arms=ARMS, *, config: TrainingConfi
                 on_progress(phase, arm, None)
             metrics = evaluate_arms(session, truth, [arm], adapter_file=adapter, reply_cache=cache,
                                     on_wait=on_wait)[arm]
-            report[arm] = {**current_and_stale(session, scenario, arm, adapter_file=adapter, reply_cache=cache,
-                                               on_wait=on_wait), **metrics}
+            report[arm] = {**current_and_stale(session, scenario, truth, arm, adapter_file=adapter,
+                                               reply_cache=cache, on_wait=on_wait), **metrics}
             if on_progress:
                 on_progress(phase, arm, report[arm])
         return report
@@ -222,13 +217,13 @@ def headline(report: dict) -> str:
     after = report["after_update"]
     parts = []
     if "memory" in after:
-        parts.append(f"after the update memory gives the new value {after['memory']['current']:.0%} of the time")
+        parts.append(f"memory gives the new value in {after['memory']['current']:.0%} of its replies")
     if "learned" in after:
-        parts.append(f"the adapter still gives the old one {after['learned']['stale']:.0%} of the time")
+        parts.append(f"the adapter still gives the old one in {after['learned']['stale']:.0%}")
     times = f"editing memory took {report['update_ms']:.0f} ms"
     if report["retrain_s"] is not None:
         times += f", retraining {report['retrain_s']:.0f} s"
-    return "; ".join(parts) + f" ({times})."
+    return "After the update " + "; ".join(parts) + f" ({times})."
 
 
 def table(report: dict, details: dict | None = None) -> str:
