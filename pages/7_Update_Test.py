@@ -42,9 +42,9 @@ running = bool(job and not job.finished)
 ui.model_queue_notice(lab)
 if st.button("Run the update test", type="primary", disabled=running, key=key("run")):
     try:
-        st.session_state[key("job")] = job = UpdateTestJob(lab, scenario).start()
+        st.session_state[key("job")] = UpdateTestJob(lab, scenario).start()
         st.session_state.pop(key("job_shown"), None)
-        running = True
+        st.rerun()  # drawn again with the button disabled and the progress polling
     except LabError as error:
         ui.show_error(error)
 

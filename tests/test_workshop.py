@@ -236,3 +236,34 @@ def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
     assert result.passed, result.detail
     learned, memory = map(int, re.search(r"learned (\d+)/10, memory (\d+)/10", result.detail).groups())
     assert learned > memory and "adapter 'pirate'" in result.detail
+
+
+# ---- 7. a fact changed --------------------------------------------------------------------------
+
+
+def test_the_changed_fact_is_changing_facts_pebble_cafe_item():
+    item = next(i for i in load_scenario("changing-facts").items if i.question == workshop.CHANGED_QUESTION)
+    assert item.answer == workshop.OLD_FACT and item.update.answer == workshop.NEW_FACT
+    assert item.matches(workshop.OLD_FACT) and item.update.matches(workshop.NEW_FACT)
+    assert re.search(workshop.OLD_VALUE, workshop.OLD_FACT) and re.search(workshop.NEW_VALUE, workshop.NEW_FACT)
+
+
+def test_a_fact_changed_passes_once_the_note_is_edited_and_the_adapter_is_stale(session):
+    from lab.consolidation import consolidate
+    from lab.update_test import default_config
+
+    exercise = workshop.FACT_CHANGED
+    assert exercise in workshop.EXERCISES
+    assert "remember" in check(exercise, session).detail
+    note = workshop.remember_old_fact(session)
+    assert workshop.remember_old_fact(session) == note  # once
+    assert "still gives the old password" in check(exercise, session).detail
+    session.memory.update(note, text=workshop.NEW_FACT)
+    assert "No adapter is active" in check(exercise, session).detail
+    consolidate(session, name="old-facts", scenario=load_scenario("changing-facts").before_update(),
+                config=default_config())
+    result = check(exercise, session)
+    assert result.passed, result.detail
+    assert "edited in place" in result.detail and "otter19" in result.detail and "heron77" in result.detail
+    session.memory.add(workshop.OLD_FACT)  # two notes that disagree
+    assert "disagree" in check(exercise, session).detail
