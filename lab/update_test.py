@@ -246,7 +246,7 @@ def table(report: dict, details: dict | None = None) -> str:
         reused = (details or {}).get("reused") or {}
         lines.append(f"retraining took {report['retrain_s']:.1f} s" + (
             " (the same training had been done on this server before, so it was reused in "
-            f"{details['retrain_wall_s']:.1f} s; {report['retrain_s']:.1f} s is what it took then)"
+            f"{details['retrain_wall_s']:.2f} s; {report['retrain_s']:.1f} s is what it took then)"
             if reused.get("new") else ""))
     lines.append(headline(report))
     return "\n".join(lines)

@@ -121,7 +121,7 @@ if report and report["scenario"] == scenario.name:
         cost[2].metric("retraining takes", f"{report['retrain_s'] * 1000 / max(report['update_ms'], 0.1):,.0f}× longer")
         if (details.get("reused") or {}).get("new"):
             st.caption(f":material/cached: This server had already done the same retraining (same facts, settings "
-                       f"and seed), so it was reused here in {details['retrain_wall_s']:.1f} s; "
+                       f"and seed), so it was reused here in {details['retrain_wall_s']:.2f} s; "
                        f"{report['retrain_s']:.0f} s is what it took when it ran.")
     draw_charts(report, "final")
     rows = [{"arm": arm, "phase": PHASE_TITLES[phase], "new value (current)": report[phase][arm]["current"],
