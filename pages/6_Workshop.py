@@ -168,8 +168,8 @@ def fact_changed_helpers(state):
     from lab.update_test import default_config
 
     old_col, train_col, edit_col = st.columns(3)
-    if old_col.button("Remember the old password", key=key("fact_old")):
-        st.success(f"Note [{workshop.remember_old_fact(lab)}] gives the old password.")
+    if old_col.button("Remember the old manager", key=key("fact_old")):
+        st.success(f"Note [{workshop.remember_old_fact(lab)}] names the old manager.")
     job = st.session_state.get(key("fact_job"))
     if train_col.button("Train the learned arm on the old facts", key=key("fact_train"),
                         disabled=bool(job and not job.finished)):
@@ -182,7 +182,7 @@ def fact_changed_helpers(state):
     if edit_col.button("Edit the note in place", key=key("fact_edit")):
         old = [m for m in lab.memory.list() if workshop.target_matches(workshop.OLD_VALUE, m.text)]
         if not old:
-            st.info("No note gives the old password: remember it first.")
+            st.info("No note names the old manager: remember it first.")
         for memory in old:
             lab.memory.update(memory.id, text=workshop.NEW_FACT, answer=workshop.NEW_FACT)
             st.success(f"Note [{memory.id}] now says: {workshop.NEW_FACT}")

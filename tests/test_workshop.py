@@ -241,7 +241,7 @@ def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
 # ---- 7. a fact changed --------------------------------------------------------------------------
 
 
-def test_the_changed_fact_is_changing_facts_pebble_cafe_item():
+def test_the_changed_fact_is_changing_facts_kestrel_hotel_item():
     item = next(i for i in load_scenario("changing-facts").items if i.question == workshop.CHANGED_QUESTION)
     assert item.answer == workshop.OLD_FACT and item.update.answer == workshop.NEW_FACT
     assert item.matches(workshop.OLD_FACT) and item.update.matches(workshop.NEW_FACT)
@@ -257,13 +257,13 @@ def test_a_fact_changed_passes_once_the_note_is_edited_and_the_adapter_is_stale(
     assert "remember" in check(exercise, session).detail
     note = workshop.remember_old_fact(session)
     assert workshop.remember_old_fact(session) == note  # once
-    assert "still gives the old password" in check(exercise, session).detail
+    assert "still names the old manager" in check(exercise, session).detail
     session.memory.update(note, text=workshop.NEW_FACT)
     assert "No adapter is active" in check(exercise, session).detail
     consolidate(session, name="old-facts", scenario=load_scenario("changing-facts").before_update(),
                 config=default_config())
     result = check(exercise, session)
     assert result.passed, result.detail
-    assert "edited in place" in result.detail and "otter19" in result.detail and "heron77" in result.detail
+    assert "edited in place" in result.detail and "Amara Okafor" in result.detail and "Tomasz" in result.detail
     session.memory.add(workshop.OLD_FACT)  # two notes that disagree
     assert "disagree" in check(exercise, session).detail
