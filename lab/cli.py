@@ -447,7 +447,7 @@ def cmd_wipe_test(session, args):
 
 def cmd_update_test(session, args):
     from lab.scenario import load_scenario
-    from lab.update_test import check_updates, default_config, table, update_test
+    from lab.update_test import STAGE_TEXT, check_updates, default_config, table, update_test
 
     scenario = load_scenario(args.scenario)
     check_updates(scenario)  # before a training starts
@@ -456,7 +456,7 @@ def cmd_update_test(session, args):
 
     def stage(name):
         if show:
-            print(f"\r{name.replace('_', ' '):40}", end="", file=sys.stderr, flush=True)
+            print(f"\r{STAGE_TEXT[name]:90}", end="", file=sys.stderr, flush=True)
 
     details: dict = {}
     report = update_test(session, scenario, config=config, on_stage=stage, details=details)

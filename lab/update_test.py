@@ -45,6 +45,13 @@ PHASE_TITLES = {"before": "before the update", "after_update": "after the update
 # 15 steps, 0.8 at 20, 1.0 at 30 and at 40; 30 steps took 44 s on the busy 2-core machine.
 UPDATE_STEPS = 30
 STAGES = ("train_old", "before", "update", "after_update", "retrain", "after_retrain")
+STAGE_TEXT = {  # what each stage is doing, for the page and the terminal
+    "pending": "starting…", "train_old": "training an adapter on the old facts (reused if this server trained it before)",
+    "before": "asking every arm, with the old facts in memory and in the adapter",
+    "update": "the facts change: editing each memory in place",
+    "after_update": "asking every arm again: memory edited, the adapter as it was",
+    "retrain": "retraining the adapter on the new facts (timed)",
+    "after_retrain": "asking every arm with the retrained adapter"}
 
 
 def default_config() -> TrainingConfig:

@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from lab.errors import LabError
-from lab.update_test import PHASE_TITLES, PHASES, UpdateTestJob, headline, update_scenarios
+from lab.update_test import PHASE_TITLES, PHASES, STAGE_TEXT, UpdateTestJob, headline, update_scenarios
 from lab.scenario import load_scenario
 
 st.set_page_config(page_title="Update Test · Memory vs Learning Lab", layout="wide")
@@ -48,14 +48,8 @@ if st.button("Run the update test", type="primary", disabled=running, key=key("r
     except LabError as error:
         ui.show_error(error)
 
-STAGE_TEXT = {"pending": "starting…",
-              "train_old": "training an adapter on the old facts (reused if this server trained it before)",
-              "before": "asking every arm, with the old facts in memory and in the adapter",
-              "update": "the facts change: editing each memory in place",
-              "after_update": "asking every arm again: memory edited, the adapter as it was",
-              "retrain": "retraining the adapter on the new facts (timed)",
-              "after_retrain": "asking every arm with the retrained adapter"}
 COLOURS = {"current": "#54a24b", "stale": "#e45756"}
+SHORT = {"before": "before", "after_update": "updated", "after_retrain": "retrained"}  # the charts' phase labels
 
 
 def draw_charts(phases: dict, tag: str) -> None:
@@ -67,10 +61,11 @@ def draw_charts(phases: dict, tag: str) -> None:
         figure = go.Figure()
         shown = [p for p in PHASES if arm in phases.get(p, {})]
         for measure, label in (("current", "new value"), ("stale", "old value")):
-            figure.add_bar(name=label, x=[PHASE_TITLES[p] for p in shown], marker_color=COLOURS[measure],
+            figure.add_bar(name=label, x=[SHORT[p] for p in shown], marker_color=COLOURS[measure],
                            y=[phases[p][arm][measure] for p in shown])
-        figure.update_layout(title=arm, barmode="group", yaxis_range=[0, 1], height=300,
-                             margin=dict(t=40, b=10), legend=dict(orientation="h"), yaxis_tickformat=".0%")
+        figure.update_layout(title=arm, barmode="group", yaxis_range=[0, 1], height=320, yaxis_tickformat=".0%",
+                             xaxis=dict(tickangle=0, categoryorder="array", categoryarray=list(SHORT.values())),
+                             margin=dict(t=70, b=10), legend=dict(orientation="h", y=1.02, yanchor="bottom"))
         column.plotly_chart(figure, width="stretch", key=key(f"chart-{tag}-{arm}"))
 
 
@@ -128,7 +123,7 @@ if report and report["scenario"] == scenario.name:
              "old value (stale)": report[phase][arm]["stale"], "reliability": report[phase][arm]["reliability"],
              "generalization": report[phase][arm]["generalization"], "locality": report[phase][arm]["locality"]}
             for arm in report["before"] for phase in PHASES]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 3,
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in rows[0] if c not in
                                 ("arm", "phase")})
     st.caption("current: replies about the changed facts that give the new value · stale: those still giving the "
