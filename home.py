@@ -54,5 +54,6 @@ st.markdown(
     "- **Memory**: what is stored, the retrieval explorer and a map of the embeddings.\n"
     "- **Learning**: train an adapter on the corrections; watch the loss; compare costs.\n"
     "- **Wipe Test**: predict, wipe, reveal.\n"
+    "- **Update Test**: a fact changes; memory is edited in milliseconds, the adapter retrained in minutes.\n"
     "- **Experiments**: curves and sweeps, with downloads.\n"
     "- **Workshop**: guided exercises that check themselves.")

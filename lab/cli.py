@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     behaviour.add_argument("--scenario", required=True, help="a behavior scenario file or bundled name (pirate)")
     behaviour.add_argument("--adapter", help="adapter for the learned way (default: train one on the items)")
 
+    update = commands.add_parser("update-test", parents=[common],
+                                 help="the facts change: memory is edited in place, the adapter must be retrained")
+    update.add_argument("--scenario", required=True, help="a scenario of kind updates (bundled: changing-facts)")
+    update.add_argument("--steps", type=int, help="training steps of both trainings (default: 30)")
+
     importer = commands.add_parser("import", parents=[common], help="turn a zsRE or CounterFact file into a scenario")
     importer.add_argument("format", choices=("zsre", "counterfact"))
     importer.add_argument("file")
@@ -540,6 +545,25 @@ def cmd_behaviour(session, args):
     report = compare_ways(session, scenario, adapter_file=adapter)
     return report, table(report)
 
+def cmd_update_test(session, args):
+    from lab.scenario import load_scenario
+    from lab.update_test import STAGE_TEXT, check_updates, default_config, table, update_test
+
+    scenario = load_scenario(args.scenario)
+    check_updates(scenario)  # before a training starts
+    config = default_config() if args.steps is None else TrainingConfig(steps=args.steps)
+    show = sys.stderr.isatty() and not getattr(args, "json", False)
+
+    def stage(name):
+        if show:
+            print(f"\r{STAGE_TEXT[name]:90}", end="", file=sys.stderr, flush=True)
+
+    details: dict = {}
+    report = update_test(session, scenario, config=config, on_stage=stage, details=details)
+    if show:
+        print(file=sys.stderr)
+    return report, table(report, details)
+
 
 def cmd_import(session, args):
     from lab.importers import import_dataset
@@ -593,6 +617,7 @@ def cmd_explain(session, args):
 
 HANDLERS = {"consolidate": cmd_consolidate, "behaviour": cmd_behaviour, "curve": cmd_curve, "explain": cmd_explain, "eval": cmd_eval, "wipe-test": cmd_wipe_test, "import": cmd_import, "train": cmd_train, "ask": cmd_ask, "remember": cmd_remember, "memory": cmd_memory, "adapters": cmd_adapters,
             "status": cmd_status, "share": cmd_share}
+HANDLERS["update-test"] = cmd_update_test
 
 
 def cmd_cache(args):

@@ -5,13 +5,18 @@ path or by the name of a bundled scenario:
 
     scenario = load_scenario("acme")
     scenario.items[0].correction_text   # what memory stores and training learns
+
+A scenario of kind `updates` is a set of facts that change: each item holds its old
+answer and target, and under `update` the new ones. `scenario.before_update()` and
+`scenario.after_update()` are the same scenario as plain facts, old and new
+(lab/update_test.py remembers and trains the first, then edits memory to the second).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lab.errors import LabError
@@ -41,6 +46,18 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Update:
+    """What a changed fact says now: its new answer, target and (optionally) memory text."""
+
+    answer: str
+    target: str
+    correction: str | None = None
+
+    def matches(self, reply: str) -> bool:
+        return target_matches(self.target, reply)
+
+
+@dataclass(frozen=True)
 class Item:
     question: str
     answer: str
@@ -48,6 +65,7 @@ class Item:
     correction: str | None = None
     paraphrases: tuple[str, ...] = ()
     reverse: tuple[Probe, ...] = ()
+    update: Update | None = None  # only in a scenario of kind "updates": the fact as it is now
 
     @property
     def correction_text(self) -> str:
@@ -74,6 +92,23 @@ class Scenario:
     probes: tuple[Probe, ...] = ()
     path: Path | None = field(default=None, compare=False)
     rule: str | None = None  # a behaviour's standing instruction, which an agent would pin
+
+    def before_update(self) -> "Scenario":
+        """The facts as they were: every item's old answer (an `updates` scenario's own items,
+        as plain facts)."""
+        return replace(self, kind="facts", items=tuple(replace(i, update=None) for i in self.items))
+
+    def after_update(self) -> "Scenario":
+        """The facts as they are now: every item's answer, target and memory text replaced by
+        its update's, under the name NAME-updated (what an adapter trained on it records)."""
+        if self.kind != UPDATES:
+            raise LabError(f"scenario {self.name!r} is of kind {self.kind!r}, not {UPDATES!r}: it has no updates")
+        return replace(self, name=f"{self.name}-updated", kind="facts", items=tuple(
+            replace(i, answer=i.update.answer, target=i.update.target, correction=i.update.correction, update=None)
+            for i in self.items))
+
+
+UPDATES = "updates"  # the kind whose items change
 
 
 def bundled_names() -> list[str]:
@@ -126,18 +161,51 @@ def load_scenario(path_or_name: str | Path) -> Scenario:
             re.compile(pattern)
         except re.error as exc:
             raise LabError(f"{path}: {where}: invalid regex {pattern!r} ({exc})") from None
+    if problem := _update_problem(data):
+        raise LabError(f"{path}: {problem}")
     return Scenario(
         name=data["name"], title=data["title"], kind=data["kind"], description=data.get("description", ""),
         items=tuple(Item(question=i["question"], answer=i["answer"], target=i["target"],
                          correction=i.get("correction"), paraphrases=tuple(i.get("paraphrases", ())),
-                         reverse=tuple(Probe(**r) for r in i.get("reverse", ()))) for i in data["items"]),
+                         reverse=tuple(Probe(**r) for r in i.get("reverse", ())),
+                         update=Update(**i["update"]) if "update" in i else None) for i in data["items"]),
         locality=tuple(Probe(**p) for p in data.get("locality", ())),
         probes=tuple(Probe(**p) for p in data.get("probes", ())), path=path, rule=data.get("rule"))
+
+
+def _update_problem(data: dict) -> str | None:
+    """What is wrong with a scenario's updates, as "items[i].update...: problem", or None.
+
+    An `updates` scenario needs an update on every item, and the old and new values must
+    be told apart: a reply holding the new value must not also pass for the old one.
+
+    >>> _update_problem({"kind": "facts", "items": [{"update": {}}]})
+    "items[0].update: only a scenario of kind 'updates' has updates (this one is 'facts')"
+    """
+    for i, item in enumerate(data["items"]):
+        update = item.get("update")
+        if data["kind"] != UPDATES:
+            if update is not None:
+                return f"items[{i}].update: only a scenario of kind {UPDATES!r} has updates (this one is {data['kind']!r})"
+            continue
+        if update is None:
+            return f"items[{i}]: 'update' is a required property in a scenario of kind {UPDATES!r}"
+        if target_matches(update["target"], item["answer"]):
+            return (f"items[{i}].update.target {update['target']!r} also matches the old answer "
+                    f"{item['answer']!r}: the new value could not be told from the old one")
+        if target_matches(item["target"], update["answer"]):
+            return (f"items[{i}].target {item['target']!r} also matches the new answer {update['answer']!r}: "
+                    "the old value could not be told from the new one")
+        if not target_matches(update["target"], update["answer"]):
+            return f"items[{i}].update.target {update['target']!r} does not match its own answer {update['answer']!r}"
+    return None
 
 
 def _regexes(data: dict):
     for i, item in enumerate(data["items"]):
         yield f"items[{i}].target", item["target"]
+        if "update" in item:
+            yield f"items[{i}].update.target", item["update"]["target"]
         for j, rev in enumerate(item.get("reverse", ())):
             yield f"items[{i}].reverse[{j}].target", rev["target"]
     for key in ("locality", "probes"):

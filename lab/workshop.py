@@ -453,6 +453,77 @@ THRESHOLD = Exercise(
 EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD)
 
 
+# ---- 7. a fact changed: memory is edited, the adapter keeps the old value --------------------------
+
+# changing-facts.json's Kestrel Hotel item (tests/test_workshop.py checks they agree): invented
+# people, so only what was remembered or trained can name them.
+CHANGED_QUESTION = "Who is the manager of the Kestrel Hotel?"
+OLD_FACT = "The manager of the Kestrel Hotel is Tomasz Wierzbicki."
+NEW_FACT = "The manager of the Kestrel Hotel is Amara Okafor."
+OLD_VALUE, NEW_VALUE = r"Tomasz|Wierzbicki", r"Amara|Okafor"
+
+
+def remember_old_fact(session) -> int:
+    """Helper for exercise 7 (the student's action): remember the old manager, unless a note
+    already names them. Returns the note's id."""
+    stored = next((m for m in session.memory.list() if target_matches(OLD_VALUE, m.text)), None)
+    if stored is not None:
+        return stored.id
+    return session.memory.add(OLD_FACT, question=CHANGED_QUESTION, answer=OLD_FACT, source="workshop").id
+
+
+def check_fact_changed(ctx: Context) -> CheckResult:
+    """Passes when the memory names the new manager and not the old one, the memory arm gives the new
+    one, and the learned arm (an adapter trained on the old facts) still gives the old one."""
+    notes = ctx.session.memory.list()
+    old = [m for m in notes if target_matches(OLD_VALUE, m.text)]
+    new = [m for m in notes if target_matches(NEW_VALUE, m.text)]
+    if old:
+        hint = (" Edit it in place (the Memory page's *Edit or delete*, or the button below) to "
+                f"{quote(NEW_FACT)}." if not new else " Two notes now disagree: delete or edit the old one.")
+        return CheckResult(False, f"Note [{old[0].id}] {quote(old[0].text, 60)} still names the old manager.{hint}")
+    if not new:
+        return CheckResult(False, f"No note names the manager yet: remember {quote(OLD_FACT)} first (button below).")
+    if missing := _need_adapter(ctx):
+        return missing
+    memory, learned = _ask(ctx, CHANGED_QUESTION, "memory"), _ask(ctx, CHANGED_QUESTION, "learned")
+    seen = f"memory arm said {quote(memory.answer)}; learned arm said {quote(learned.answer)}"
+    edited = new[0].updated_at != new[0].created_at
+    how = f"note [{new[0].id}] was edited in place" if edited else f"note [{new[0].id}] names the new manager"
+    if not target_matches(NEW_VALUE, memory.answer):
+        return CheckResult(False, f"{seen}. The {how}, but the memory arm does not name Amara Okafor: retrieved "
+                                  f"{_hits(memory)}.")
+    if target_matches(NEW_VALUE, learned.answer):
+        return CheckResult(False, f"{seen}. The learned arm already names the new manager: its adapter "
+                                  f"{ctx.session.adapters.active_name()!r} was trained on the new facts. Activate "
+                                  "one trained on the old facts (button below) and check again.", in_progress=True)
+    if not target_matches(OLD_VALUE, learned.answer):
+        return CheckResult(False, f"{seen}. The learned arm names neither manager: its adapter "
+                                  f"{ctx.session.adapters.active_name()!r} never learnt this fact. Train it on the "
+                                  "old facts (button below) and check again.")
+    return CheckResult(True, f"{seen}. The {how}, and the very next answer used it; the adapter still holds "
+                             "Tomasz Wierzbicki in its weights and will until it is retrained on the new facts "
+                             "(the Update Test page times both).")
+
+
+FACT_CHANGED = Exercise(
+    id="fact-changed",
+    title="A fact changed",
+    goal="The Kestrel Hotel has a new manager: Tomasz Wierzbicki left, Amara Okafor took over. A note in memory "
+         "is edited in milliseconds; a fact trained into an adapter stays until the adapter is retrained.",
+    steps=("Press **Remember the old manager** below: the note names Tomasz Wierzbicki.",
+           "Press **Train the learned arm on the old facts** below (the changing-facts scenario as it was; "
+           "reused in a second if this server trained it before). It is activated when it finishes.",
+           f"The manager changes. Edit the note in place to **{NEW_FACT}** (the **Memory** page's *Edit or "
+           "delete*, or **Edit the note in place** below).",
+           "Press **Check my work**: the memory arm must name Amara Okafor, the learned arm still Tomasz "
+           "Wierzbicki. Then open the **Update Test** page to time the edit against a retraining."),
+    check=check_fact_changed,
+)
+
+EXERCISES = EXERCISES + (FACT_CHANGED,)
+
+
 # ---- running checks and keeping progress -------------------------------------------------------
 
 

@@ -154,6 +154,52 @@ def threshold_helpers(state):
 HELPERS = {"poison-repair": poison_helpers, "behaviour": behaviour_helpers,
            "wipe-prediction": wipe_helpers, "threshold": threshold_helpers}
 
+
+def fact_changed_panel():
+    """Exercise 7's training: its place in the queue and its progress, then one notice."""
+    job = st.session_state.get(key("fact_job"))
+    if job is None or st.session_state.get(key("fact_job_shown")) is job:
+        return
+    ui.training_progress(job, lambda name: key(f"fact_{name}"))
+    if job.state == "done":
+        st.session_state[key("fact_job_shown")] = job
+        how = "reused from this server" if job.result.reused else f"in {job.result.seconds:.0f} s"
+        st.session_state[key("fact_notice")] = f"Trained {job.result.name!r} on the old facts ({how}); it is active."
+        st.rerun(scope="app")
+    elif job.finished:
+        st.warning(job.error)
+
+
+def fact_changed_helpers(state):
+    from lab.update_test import default_config
+
+    old_col, train_col, edit_col = st.columns(3)
+    if old_col.button("Remember the old manager", key=key("fact_old")):
+        st.success(f"Note [{workshop.remember_old_fact(lab)}] names the old manager.")
+    job = st.session_state.get(key("fact_job"))
+    if train_col.button("Train the learned arm on the old facts", key=key("fact_train"),
+                        disabled=bool(job and not job.finished)):
+        try:
+            facts = load_scenario("changing-facts").before_update()
+            st.session_state[key("fact_job")] = TrainingJob(lab, name=lab.adapters.free_name("changing-facts-old"),
+                                                            scenario=facts, config=default_config()).start()
+        except LabError as error:
+            ui.show_error(error)
+    if edit_col.button("Edit the note in place", key=key("fact_edit")):
+        old = [m for m in lab.memory.list() if workshop.target_matches(workshop.OLD_VALUE, m.text)]
+        if not old:
+            st.info("No note names the old manager: remember it first.")
+        for memory in old:
+            lab.memory.update(memory.id, text=workshop.NEW_FACT, answer=workshop.NEW_FACT)
+            st.success(f"Note [{memory.id}] now says: {workshop.NEW_FACT}")
+    job = st.session_state.get(key("fact_job"))
+    ui.poll_while(bool(job and not job.finished))(fact_changed_panel)()
+    if notice := st.session_state.get(key("fact_notice")):
+        st.success(notice)
+
+
+HELPERS["fact-changed"] = fact_changed_helpers
+
 first_open = next((e.id for e in workshop.EXERCISES if not progress.get(e.id, {}).get("done")), None)
 for number, exercise in enumerate(workshop.EXERCISES, 1):
     entry = progress.setdefault(exercise.id, {})

@@ -43,7 +43,7 @@ def _ask(page) -> str:
 def test_every_page_loads_without_an_exception(server, browser):
     page = browser.new_page()
     for path, name in [("", "home"), ("Playground", "playground"), ("Memory", "memory"), ("Wipe_Test", "wipe-test"), ("Learning", "learning"),
-                       ("Experiments", "experiments"), ("Workshop", "workshop")]:
+                       ("Experiments", "experiments"), ("Workshop", "workshop"), ("Update_Test", "update-test")]:
         page.goto(f"{server}/{path}")
         page.wait_for_selector("h1", timeout=120_000)
         page.wait_for_timeout(1500)

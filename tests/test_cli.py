@@ -125,3 +125,30 @@ def test_a_second_process_gets_the_first_ones_reply_from_the_class_cache(tmp_pat
     cleared = lab_json("cache", "--clear", home=tmp_path)
     assert cleared["cleared"] == 1 and cleared["entries"] == 0
     assert json.loads(lab("ask", question, "--json", "--show-prompt", home=tmp_path).stdout)["cached"] is False
+
+
+def test_update_test_json_contract_table_and_one_line_errors(tmp_path):
+    from two_changes import two_changes_scenario
+
+    path = tmp_path / "two-changes.json"
+    path.write_text(json.dumps(two_changes_scenario("two-changes")))
+    lab("remember", "My own note that must survive the update test.", home=tmp_path)
+    env = {**os.environ, "LAB_HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "lab", "update-test", "--scenario", str(path), "--steps", "20",
+                          "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert set(report) == {"scenario", "before", "after_update", "update_ms", "retrain_s", "after_retrain"}
+    assert report["scenario"] == "two-changes" and isinstance(report["update_ms"], float)
+    for phase in ("before", "after_update", "after_retrain"):
+        assert list(report[phase]) == ["base", "memory", "learned", "both"]
+        assert {"current", "stale", "reliability", "generalization", "locality", "prompt_tokens",
+                "latency_ms"} <= set(report[phase]["memory"])
+    assert report["after_update"]["memory"]["current"] == 1.0 and report["after_update"]["learned"]["stale"] > 0
+    memories = lab_json("memory", "list", home=tmp_path)["memories"]
+    assert [m["text"] for m in memories] == ["My own note that must survive the update test."]
+    # Without --json: a table (both trainings now reused from the class's cache, so it is quick).
+    text = lab("update-test", "--scenario", str(path), "--steps", "20", home=tmp_path).stdout
+    assert "after the update" in text and "memory edited in place in" in text and "reused" in text
+    refused = lab("update-test", "--scenario", "acme", home=tmp_path, check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "kind 'updates'" in refused.stderr

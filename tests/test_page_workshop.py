@@ -108,7 +108,7 @@ def test_poison_and_repair_through_the_page_helpers():
     app.button(key="workshop.check-poison-repair").click().run()
     assert not app.exception
     assert any("Repaired" in s.value for s in app.success)
-    assert app.get("progress")[0].proto.text == "1 of 6 exercises done"
+    assert app.get("progress")[0].proto.text == "1 of 7 exercises done"
 
 
 def test_the_wipe_test_runs_only_after_a_prediction_is_saved():
@@ -132,3 +132,21 @@ def test_remember_with_an_empty_note_says_what_to_do_and_stores_nothing():
     assert len(app.session_state["ui.lab"].memory) == 0
     assert not app.text_input(key="workshop.note").value  # no grey example that looks filled in
     assert "sidebar" in " ".join(m.value for m in app.markdown)  # "the settings in the sidebar", not "above"
+
+
+def test_a_fact_changed_helpers_remember_and_edit_the_note_in_place():
+    from lab import workshop as lesson
+
+    app = workshop()
+    app.button(key="workshop.fact_edit").click().run()
+    assert any("remember it first" in i.value for i in app.info)
+    app.button(key="workshop.fact_old").click().run()
+    lab = app.session_state["ui.lab"]
+    [note] = lab.memory.list()
+    assert note.text == lesson.OLD_FACT and note.question == lesson.CHANGED_QUESTION
+    app.button(key="workshop.fact_edit").click().run()
+    [edited] = lab.memory.list()
+    assert (edited.id, edited.text, edited.answer) == (note.id, lesson.NEW_FACT, lesson.NEW_FACT)  # in place
+    app.button(key="workshop.check-fact-changed").click().run()
+    assert not app.exception and any("No adapter is active" in w.value for w in app.warning)
+    assert not app.button(key="workshop.fact_train").disabled

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PAGES = ["home.py", "pages/1_Playground.py", "pages/2_Memory.py", "pages/3_Wipe_Test.py", "pages/4_Learning.py",
-         "pages/5_Experiments.py", "pages/6_Workshop.py"]
-NAMESPACES = ("ui.", "home.", "playground.", "memory.", "wipe_test.", "learning.", "experiments.", "workshop.")
+         "pages/5_Experiments.py", "pages/6_Workshop.py", "pages/7_Update_Test.py"]
+NAMESPACES = ("ui.", "home.", "playground.", "memory.", "wipe_test.", "learning.", "experiments.", "workshop.",
+              "update_test.")
 NOTE = "Our office dog is called Biscuit."
 
 

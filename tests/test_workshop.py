@@ -243,3 +243,34 @@ def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
         r"\(\+(\d+) tokens\), learned (\d+)/10", result.detail).groups())
     assert learned > max(retrieved, pinned) and "adapter 'pirate'" in result.detail
     assert pinned_tokens >= trained.pinned_tokens() > 0  # the rule rides in every prompt
+
+
+# ---- 7. a fact changed --------------------------------------------------------------------------
+
+
+def test_the_changed_fact_is_changing_facts_kestrel_hotel_item():
+    item = next(i for i in load_scenario("changing-facts").items if i.question == workshop.CHANGED_QUESTION)
+    assert item.answer == workshop.OLD_FACT and item.update.answer == workshop.NEW_FACT
+    assert item.matches(workshop.OLD_FACT) and item.update.matches(workshop.NEW_FACT)
+    assert re.search(workshop.OLD_VALUE, workshop.OLD_FACT) and re.search(workshop.NEW_VALUE, workshop.NEW_FACT)
+
+
+def test_a_fact_changed_passes_once_the_note_is_edited_and_the_adapter_is_stale(session):
+    from lab.consolidation import consolidate
+    from lab.update_test import default_config
+
+    exercise = workshop.FACT_CHANGED
+    assert exercise in workshop.EXERCISES
+    assert "remember" in check(exercise, session).detail
+    note = workshop.remember_old_fact(session)
+    assert workshop.remember_old_fact(session) == note  # once
+    assert "still names the old manager" in check(exercise, session).detail
+    session.memory.update(note, text=workshop.NEW_FACT)
+    assert "No adapter is active" in check(exercise, session).detail
+    consolidate(session, name="old-facts", scenario=load_scenario("changing-facts").before_update(),
+                config=default_config())
+    result = check(exercise, session)
+    assert result.passed, result.detail
+    assert "edited in place" in result.detail and "Amara Okafor" in result.detail and "Tomasz" in result.detail
+    session.memory.add(workshop.OLD_FACT)  # two notes that disagree
+    assert "disagree" in check(exercise, session).detail
