@@ -450,9 +450,6 @@ THRESHOLD = Exercise(
 )
 
 
-EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD)
-
-
 # ---- 7. a fact changed: memory is edited, the adapter keeps the old value --------------------------
 
 # changing-facts.json's Kestrel Hotel item (tests/test_workshop.py checks they agree): invented
@@ -521,7 +518,7 @@ FACT_CHANGED = Exercise(
     check=check_fact_changed,
 )
 
-EXERCISES = EXERCISES + (FACT_CHANGED,)
+EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD, FACT_CHANGED)
 
 
 # ---- running checks and keeping progress -------------------------------------------------------

@@ -151,8 +151,6 @@ def threshold_helpers(state):
         st.caption("retrieved: " + ("; ".join(f"[{h.id}] {h.text} ({h.score:.2f})" for h in answer.hits) or "none"))
 
 
-HELPERS = {"poison-repair": poison_helpers, "behaviour": behaviour_helpers,
-           "wipe-prediction": wipe_helpers, "threshold": threshold_helpers}
 
 
 def fact_changed_panel():
@@ -198,7 +196,8 @@ def fact_changed_helpers(state):
         st.success(notice)
 
 
-HELPERS["fact-changed"] = fact_changed_helpers
+HELPERS = {"poison-repair": poison_helpers, "behaviour": behaviour_helpers,
+           "wipe-prediction": wipe_helpers, "threshold": threshold_helpers, "fact-changed": fact_changed_helpers}
 
 first_open = next((e.id for e in workshop.EXERCISES if not progress.get(e.id, {}).get("done")), None)
 for number, exercise in enumerate(workshop.EXERCISES, 1):
