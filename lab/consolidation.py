@@ -341,8 +341,9 @@ def memory_prompt_tokens(session, questions) -> float:
                for q in questions) / len(questions)
 
 
-def consolidate_memories(session, memories, *, name: str, method: str = "distill", retire: bool = False,
-                         config: TrainingConfig | None = None, on_progress=None, cancel=None) -> dict:
+def consolidate_memories(session, memories, *, name: str, method: str = "sft", retire: bool = False,
+                         config: TrainingConfig | None = None, on_progress=None, cancel=None,
+                         ticket: Ticket | None = None) -> dict:
     """Train an adapter on `memories`, verify it, and (with `retire`) retire what it verified.
 
     Verification asks the adapter each memory's question with no notes at all: a memory
@@ -358,7 +359,7 @@ def consolidate_memories(session, memories, *, name: str, method: str = "distill
     questions = [m.question for m in asked]
     tokens_before = memory_prompt_tokens(session, questions)
     result = consolidate(session, name=name, config=config, method=method, memories=memories,
-                         on_progress=on_progress, cancel=cancel)
+                         on_progress=on_progress, cancel=cancel, ticket=ticket)
     agent = session.agent
     replies = agent.answer_many(questions, "learned", adapter=name) if questions else []
     verified = [m.id for m, reply in zip(asked, replies) if answers_match(m.answer or m.text, reply.answer, m.question)]

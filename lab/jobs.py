@@ -24,11 +24,13 @@ FINISHED = ("done", "failed", "cancelled")
 
 
 class TrainingJob:
-    def __init__(self, session, *, name: str, scenario=None, config: TrainingConfig | None = None):
+    def __init__(self, session, *, name: str, scenario=None, config: TrainingConfig | None = None,
+                 method: str = "sft"):
         self.session = session
         self.name = name
         self.scenario = scenario
         self.config = config or TrainingConfig()
+        self.method = method
         self.progress: list[Progress] = []
         self.result: TrainingResult | None = None
         self.error: str | None = None
@@ -81,12 +83,16 @@ class TrainingJob:
         """Queued behind a training in another process (the CLI on the same LAB_HOME)."""
         return bool(self.ticket and self.ticket.waiting_elsewhere and self.state == "queued")
 
-    def _run(self) -> None:
+    def _work(self) -> None:
         from lab.consolidation import consolidate
 
+        self.result = consolidate(self.session, name=self.name, scenario=self.scenario, config=self.config,
+                                  on_progress=self.progress.append, cancel=self._cancel, ticket=self.ticket,
+                                  method=self.method)
+
+    def _run(self) -> None:
         try:
-            self.result = consolidate(self.session, name=self.name, scenario=self.scenario, config=self.config,
-                                      on_progress=self.progress.append, cancel=self._cancel, ticket=self.ticket)
+            self._work()
             self._outcome = "done"
         except TrainingCancelled as error:
             self.error, self._outcome = str(error), "cancelled"
@@ -96,3 +102,21 @@ class TrainingJob:
             self.error, self._outcome = f"unexpected {type(error).__name__}: {error}", "failed"
         finally:
             self._queue.leave(self.ticket)  # never left blocking the line, whatever happened
+
+
+class ConsolidationJob(TrainingJob):
+    """Consolidate chosen memories in the background: train, verify without notes, and retire
+    what verified (lab/consolidation.consolidate_memories). `report` holds its result."""
+
+    def __init__(self, session, *, name: str, memories, method: str = "sft", retire: bool = False,
+                 config: TrainingConfig | None = None):
+        super().__init__(session, name=name, config=config, method=method)
+        self.memories, self.retire = list(memories), retire
+        self.report: dict | None = None
+
+    def _work(self) -> None:
+        from lab.consolidation import consolidate_memories
+
+        self.report = consolidate_memories(self.session, self.memories, name=self.name, method=self.method,
+                                           retire=self.retire, config=self.config, on_progress=self.progress.append,
+                                           cancel=self._cancel, ticket=self.ticket)

@@ -518,7 +518,74 @@ FACT_CHANGED = Exercise(
     check=check_fact_changed,
 )
 
-EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD, FACT_CHANGED)
+# ---- 8. consolidate what proved itself: the note becomes weights, and retires ------------------------
+
+CONSOLIDATE_QUESTION = "How many vacation days do Acme Corp employees get?"
+CONSOLIDATE_NOTE = "Acme Corp employees get 28 vacation days a year."
+CONSOLIDATE_VALUE = r"\b28\b"
+
+
+def prove_vacation_note(session) -> str:
+    """Helper for exercise 8 (the student's action): remember the vacation note if need be, ask the memory
+    arm its question three times and press *Why?* once, as a student using the note would."""
+    from lab.attribution import explain
+
+    stored = session.memory.find_text(CONSOLIDATE_NOTE)
+    if stored is None:
+        stored = session.memory.add(CONSOLIDATE_NOTE, question=CONSOLIDATE_QUESTION, answer=CONSOLIDATE_NOTE,
+                                    source="workshop")
+    for _ in range(3):
+        session.agent.answer(CONSOLIDATE_QUESTION, "memory", max_tokens=EVAL_MAX_TOKENS)
+    result = explain(session.agent, CONSOLIDATE_QUESTION)
+    usage = session.memory.usage().get(stored.id)
+    decisive = "it was decisive" if stored.id in result.decisive else "leaving it out did not change the answer"
+    return (f"Note [{stored.id}] was sent into {usage.retrievals if usage else 0} answers; *Why?* left it out: "
+            f"{decisive}.")
+
+
+def check_consolidated(ctx: Context) -> CheckResult:
+    """Passes when the vacation note has been retired into an adapter, and that adapter, with no note at
+    all, answers the question right. Reports the memory arm's prompt tokens the retirement saved."""
+    from lab.pinned import note_tokens
+
+    memory = ctx.session.memory
+    if memory.find_text(CONSOLIDATE_NOTE) is not None:
+        return CheckResult(False, "The vacation note is still in memory: consolidate it on the **Learning** page "
+                                  "with *Retire the notes the adapter verifies* ticked.")
+    retired = [r for r in memory.retired() if r["text"] == CONSOLIDATE_NOTE]
+    if not retired:
+        return CheckResult(False, f"No note says {quote(CONSOLIDATE_NOTE)} yet: press the button below first.")
+    adapter = retired[-1]["adapter"]
+    if adapter not in [a.name for a in ctx.session.adapters.list()]:
+        return CheckResult(False, f"The note was retired into the adapter {adapter!r}, which is gone now: undo the "
+                                  "retirement on the Memory page and consolidate again.")
+    learned = _ask(ctx, CONSOLIDATE_QUESTION, "learned", adapter=adapter)
+    seen = f"adapter {adapter!r}, with no note, said {quote(learned.answer)}"
+    if not target_matches(CONSOLIDATE_VALUE, learned.answer):
+        return CheckResult(False, f"{seen}: not 28. Undo the retirement on the Memory page and consolidate again "
+                                  "with more steps.")
+    saved = note_tokens(ctx.session.engine, CONSOLIDATE_NOTE)
+    return CheckResult(True, f"{seen}. The fact moved from memory into the weights: the note no longer costs its "
+                             f"{saved} prompt tokens, and the answer stays.")
+
+
+CONSOLIDATE = Exercise(
+    id="consolidate",
+    title="Consolidate what proved itself",
+    goal="Memory is the staging ground. A note that keeps being used, and makes the difference when it is left "
+         "out, has proved itself: train it into the weights, check the adapter answers without it, retire it.",
+    steps=("Press **Use the vacation note** below: it remembers the note, asks its question three times and "
+           "presses *Why?* once, so the note has a record of being sent and being decisive.",
+           "On the **Learning** page, under *Consolidate what proved itself*, tick the vacation note (show every "
+           "memory if it is not listed: a note counts as proven only once it has gone unedited for half an "
+           "hour), keep *Retire the notes the adapter verifies* ticked, and press **Consolidate**.",
+           "Press **Check my work**: the note must be retired, and its adapter must answer 28 without it."),
+    check=check_consolidated,
+)
+
+
+EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDICTION, THRESHOLD, FACT_CHANGED,
+             CONSOLIDATE)
 
 
 # ---- running checks and keeping progress -------------------------------------------------------

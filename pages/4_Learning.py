@@ -8,10 +8,11 @@ import streamlit as st
 import ui
 from lab.consolidation import REPLAY_STEPS
 from lab.errors import LabError
-from lab.jobs import TrainingJob
+from lab.jobs import ConsolidationJob, TrainingJob
 from lab.learning import TrainingConfig
 from lab.merge import make_permanent
 from lab.scenario import bundled_names, load_scenario
+from lab.staging import CandidateRule, candidates
 
 TRAINED_ON = {"memory": "your memory"}
 
@@ -22,7 +23,13 @@ key = ui.keys("learning")
 lab = ui.session()
 teacher = ui.teacher_mode()
 
+METHODS = {"sft": "the answers (fine-tuning on each correction's answer)",
+           "distill": "what the notes did (distillation: the model's reply with the notes in its prompt)"}
 source = st.radio("Train on", ["my memory", "a scenario"], horizontal=True, key=key("source"))
+method = st.radio("Learn", list(METHODS), format_func=METHODS.get, horizontal=True, key=key("method"),
+                  help="Fine-tuning learns the words of each answer. Distillation asks the frozen model each "
+                       "question with its notes in the prompt, then trains the adapter to give that reply without "
+                       "them: it learns what memory did, pinned rules included.")
 scenario_name = (st.selectbox("Scenario", bundled_names(), key=key("scenario"))
                  if source == "a scenario" else None)
 left, right = st.columns(2)
@@ -65,7 +72,7 @@ if st.button("Train", type="primary", disabled=bool(job and not job.finished) or
                                 top_layers=top_layers, paraphrases=paraphrases, replay=replay).validate()
         scenario = load_scenario(scenario_name) if scenario_name else None
         st.session_state[key("job")] = job = TrainingJob(lab, name=name.strip(), scenario=scenario,
-                                                         config=config).start()
+                                                         config=config, method=method).start()
         st.session_state.pop(key("job_shown"), None)
     except LabError as error:
         ui.show_error(error)
@@ -98,6 +105,72 @@ def progress_panel():
 # Polls only while a training runs: a fragment that reruns every second for every visitor
 # would keep thirty students' sessions busy (and read as page runs to the browser tests).
 ui.poll_while(bool(job and not job.finished))(progress_panel)()
+
+# ---- consolidate: memories that proved themselves become weights, and their notes retire ----------
+st.subheader("Consolidate what proved itself")
+st.caption("Memory is the staging ground. A note that was sent into many answers, changed an answer when *Why?* "
+           "left it out, and has not been edited lately has proved itself: train it into an adapter, check the "
+           "adapter answers without the note, then retire the note so every prompt gets shorter.")
+stored = lab.memory.list()
+proven = {c.memory.id: c for c in candidates(lab.memory, CandidateRule())}
+show_all = st.toggle("Show every memory, not only the candidates", key=key("consolidate_all"),
+                     value=not proven and bool(stored))
+shown = [m for m in stored if show_all or m.id in proven]
+picked_ids: list[int] = []
+if not shown:
+    st.info("No memory has proved itself yet: ask questions the memory answers on the Playground, and press "
+            "*Why?* to see which notes are decisive. Or show every memory above.")
+else:
+    table = st.data_editor(
+        [{"train": m.id in proven, "id": m.id, "kind": "pinned" if m.pinned else "retrieved", "text": m.text,
+          "why": proven[m.id].reason if m.id in proven else "not a candidate (yet)"} for m in shown],
+        column_config={"train": st.column_config.CheckboxColumn(help="consolidate this memory"),
+                       "text": st.column_config.TextColumn(width="large")},
+        disabled=["id", "kind", "text", "why"], hide_index=True, width="stretch", key=key("consolidate_pick"))
+    picked_ids = [row["id"] for row in table if row["train"]]
+c_left, c_right = st.columns(2)
+c_name = c_left.text_input("Adapter name", value="consolidated", key=key("consolidate_name"))
+c_retire = c_right.checkbox("Retire the notes the adapter verifies", value=True, key=key("consolidate_retire"),
+                            help="Verified notes leave the memory (Undo on the Memory page brings them back): "
+                                 "the answers stay, in the weights, and the prompts get shorter.")
+c_job: ConsolidationJob | None = st.session_state.get(key("consolidate_job"))
+if st.button(f"Consolidate {len(picked_ids)} memor{'y' if len(picked_ids) == 1 else 'ies'}", key=key("consolidate"),
+             disabled=not picked_ids or bool(c_job and not c_job.finished)):
+    try:
+        chosen = [m for m in stored if m.id in picked_ids]
+        config = TrainingConfig(steps=steps, replay=replay).validate()
+        st.session_state[key("consolidate_job")] = c_job = ConsolidationJob(
+            lab, name=c_name.strip(), memories=chosen, method=method, retire=c_retire, config=config).start()
+    except LabError as error:
+        ui.show_error(error)
+
+
+def consolidation_panel():
+    job = st.session_state.get(key("consolidate_job"))
+    if job is None:
+        return
+    ui.training_progress(job, lambda name: key(f"consolidate_{name}"))  # its own Cancel beside the training's
+    if job.state == "done":
+        report = job.report
+        verified = report["verified"]
+        st.success(f"Adapter **{report['name']}** ({report['method']}) trained on {len(report['trained_on'])} "
+                   f"memories; verified without notes: reliability {verified['reliability']}, locality "
+                   f"{verified['locality']}; retired {len(report['retired'])}.")
+        before_col, after_col, saved_col = st.columns(3)
+        before_col.metric("memory-arm prompt tokens before", report["prompt_tokens_before"])
+        after_col.metric("after", report["prompt_tokens_after"])
+        saved_col.metric("saved per answer", round(report["prompt_tokens_before"] - report["prompt_tokens_after"], 1))
+        st.dataframe([{"id": a["id"], "question": a["question"], "adapter, no notes": a["reply"],
+                       "verified": "✔" if a["verified"] else "✖ kept in memory"} for a in report["answers"]],
+                     hide_index=True, width="stretch")
+        if st.session_state.get(key("consolidate_shown")) is not job:
+            st.session_state[key("consolidate_shown")] = job
+            st.rerun(scope="app")
+    elif job.finished:
+        st.warning(job.error)
+
+
+ui.poll_while(bool(c_job and not c_job.finished))(consolidation_panel)()
 
 st.subheader("Adapters")
 for info in lab.adapters.list():

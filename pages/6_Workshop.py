@@ -196,8 +196,19 @@ def fact_changed_helpers(state):
         st.success(notice)
 
 
+def consolidate_helpers(state):
+    if st.button("Use the vacation note", key=key("prove_note")):
+        try:
+            with st.spinner("remembering, asking three times, then Why?…"):
+                st.success(workshop.prove_vacation_note(lab))
+        except LabError as error:
+            ui.show_error(error)
+    ui.page_link("pages/4_Learning.py", "Open the Learning page to consolidate", icon=":material/school:")
+
+
 HELPERS = {"poison-repair": poison_helpers, "behaviour": behaviour_helpers,
-           "wipe-prediction": wipe_helpers, "threshold": threshold_helpers, "fact-changed": fact_changed_helpers}
+           "wipe-prediction": wipe_helpers, "threshold": threshold_helpers, "fact-changed": fact_changed_helpers,
+           "consolidate": consolidate_helpers}
 
 first_open = next((e.id for e in workshop.EXERCISES if not progress.get(e.id, {}).get("done")), None)
 for number, exercise in enumerate(workshop.EXERCISES, 1):

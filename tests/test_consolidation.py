@@ -57,3 +57,103 @@ def test_replay_holds_more_base_answers_than_training_without_it(engine, tmp_pat
                                                     adapter=result.path).text) == e.answer for e in replay)
     assert result.meta["example_kinds"] == {"fact": 2, "replay": len(replay)}
     assert kept["replayed"] > kept["plain"], kept
+
+
+# ---- context distillation, and consolidate / verify / retire ---------------------------------
+
+REFUND = ("What is the refund window at Acme Corp?", "The refund window at Acme Corp is 45 days.")
+CEO = ("Who is the CEO of Acme Corp?", "Acme Corp's CEO is Dana Whitfield.")
+
+
+def test_an_answer_matches_on_its_key_words_and_every_number():
+    from lab.consolidation import answers_match
+
+    question, expected = REFUND
+    assert answers_match(expected, "It is 45 days.", question)
+    assert not answers_match(expected, "It is 30 days.", question)  # the number is what matters
+    assert answers_match(CEO[1], "The CEO is Dana Whitfield.", CEO[0])
+    assert not answers_match(CEO[1], "The CEO is John Smith.", CEO[0])
+
+
+def remember(session, *facts, pinned=()):
+    memories = [session.memory.add(answer, question=question, answer=answer) for question, answer in facts]
+    return memories + [session.remember(text, pinned=True) for text in pinned]
+
+
+def test_the_teacher_sees_the_notes_and_the_student_does_not(engine):
+    from lab.consolidation import distill_examples, rule_questions
+    from lab.learning import encode_examples, encode_teacher
+    from lab.session import LabSession
+
+    session = LabSession.open("distill-examples")
+    remember(session, REFUND, pinned=["Always answer in one short sentence."])
+    examples = distill_examples(session, [REFUND[0], rule_questions()[0]])
+    assert [e.kind for e in examples] == ["distill", "distill"]
+    # Prompt order: the pinned rule, then the retrieved note; the general question brings the rule only.
+    assert examples[0].notes == ("Always answer in one short sentence.", REFUND[1])
+    assert examples[1].notes == ("Always answer in one short sentence.",)
+    teacher_ids, teacher_labels = encode_teacher(examples[0], engine)
+    student_ids, student_labels = encode_examples(examples[:1], engine)[0]
+    teacher_text = engine._llm.detokenize(teacher_ids).decode()
+    assert REFUND[1] in teacher_text and REFUND[1] not in engine._llm.detokenize(student_ids).decode()
+    # The same reply tokens on both sides: the KL compares them position by position.
+    assert [t for t in teacher_labels if t != -100] == [t for t in student_labels if t != -100]
+    session.close()
+
+
+def test_consolidate_verifies_without_notes_retires_what_it_verified_and_undo_brings_it_back():
+    from lab.consolidation import consolidate_memories
+    from lab.session import LabSession
+
+    session = LabSession.open("consolidate")
+    memories = remember(session, REFUND, CEO)
+    report = consolidate_memories(session, memories, name="acme-two", method="sft", retire=True,
+                                  config=TrainingConfig(steps=40))
+    assert report["trained_on"] == [m.id for m in memories]
+    assert report["verified"]["reliability"] == 1.0 and sorted(report["retired"]) == [m.id for m in memories]
+    assert 0.0 <= report["verified"]["locality"] <= 1.0
+    assert session.memory.list() == [] and [r["id"] for r in session.memory.retired()] == [m.id for m in memories]
+    # The notes are gone from the prompt, the answers stay: the adapter gives them with no notes.
+    assert report["prompt_tokens_after"] < report["prompt_tokens_before"]
+    assert "45 days" in session.agent.answer(REFUND[0], "learned").answer
+    assert session.memory.undo().startswith("undid retire of 2 memories into adapter acme-two")
+    assert [m.text for m in session.memory.list()] == [REFUND[1], CEO[1]] and session.memory.retired() == []
+    # One step learns nothing: nothing is verified, so nothing is retired.
+    weak = consolidate_memories(session, session.memory.list(), name="acme-weak", method="sft", retire=True,
+                                config=TrainingConfig(steps=1))
+    assert weak["verified"]["reliability"] < 1.0 and not set(weak["retired"]) - set(weak["verified"]["ids"])
+    assert len(session.memory.list()) == 2 - len(weak["retired"])
+    session.close()
+
+
+def test_a_distilled_adapter_is_trained_registered_and_says_how(tmp_path):
+    from lab.consolidation import consolidate
+    from lab.session import LabSession
+
+    session = LabSession.open("distill-train")
+    remember(session, REFUND)
+    result = consolidate(session, name="distilled", method="distill", config=TrainingConfig(steps=4))
+    info = session.adapters.get("distilled")
+    assert info.meta["method"] == "distill" and result.meta["example_kinds"] == {"distill": 4}
+    session.close()
+
+
+def test_the_cli_lists_candidates_and_consolidates_with_the_contract(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+
+    def lab(*args):
+        done = subprocess.run([sys.executable, "-m", "lab", *args, "--json"], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "LAB_HOME": str(tmp_path)}, timeout=900)
+        assert done.returncode == 0, done.stderr[-600:]
+        return json.loads(done.stdout)
+
+    added = lab("remember", REFUND[1], "--question", REFUND[0], "--answer", REFUND[1])
+    assert lab("consolidate", "--candidates") == {"candidates": []}  # never asked: nothing proved itself
+    report = lab("consolidate", "--ids", str(added["id"]), "--name", "cli-two", "--steps", "2")
+    assert {"name", "trained_on", "verified", "retired", "prompt_tokens_before", "prompt_tokens_after"} <= set(report)
+    assert report["trained_on"] == [added["id"]] and report["retired"] == []  # no --retire
+    assert set(report["verified"]) >= {"reliability", "locality"}

@@ -93,7 +93,7 @@ def test_a_copied_link_leaves_the_original_untouched(server, browser, lab_home):
     assert stored_texts(lab_home, copy) == []
     assert stored_texts(lab_home, mine) == [NOTE]
     goto(other, f"{server}/Workshop?workspace={mine}")
-    assert "0 of 7 exercises done" in other.locator("[data-testid='stProgress']").first.inner_text()
+    assert "0 of 8 exercises done" in other.locator("[data-testid='stProgress']").first.inner_text()
 
     # The owner's reload keeps their own lab; Share this lab hands out a copy, not the key.
     owner.reload()

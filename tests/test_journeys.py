@@ -222,7 +222,7 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     page.goto(f"{server}/Workshop")
     wait_until_quiet(page)
     workspace = workspace_of(page)
-    assert "0 of 7 exercises done" in progress_text(page)
+    assert "0 of 8 exercises done" in progress_text(page)
 
     # 1. Make the memory arm answer: remember the note (typed, as step 2 says) and check.
     page.locator(".st-key-workshop-note input").fill(REFUND_NOTE)
@@ -230,19 +230,19 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     wait_until_quiet(page)
     click_and_wait(page, exercise_button(page, "memory-answer", "remember"))
     assert "only the retrieved note" in check(page, "memory-answer")
-    assert "1 of 7 exercises done" in progress_text(page)
+    assert "1 of 8 exercises done" in progress_text(page)
 
     # 2. Show forgetting: train on pirate (Learning page), check; then with replay, check again.
     train_on_learning_page(page, "pirate", "pirate")
     open_page(page, "Workshop")
     verdict = check(page, "forgetting")
     assert "forgot" in verdict, verdict
-    assert "2 of 7 exercises done" in progress_text(page)
+    assert "2 of 8 exercises done" in progress_text(page)
     train_on_learning_page(page, "pirate", "pirate-replay", replay=True, steps_right=4)  # 60 steps
     open_page(page, "Workshop")
     verdict = check(page, "forgetting")
     assert "replay held them" in verdict or "forgot" in verdict, verdict  # what replay did, said as it is
-    assert "2 of 7 exercises done" in progress_text(page)  # the exercise stays done
+    assert "2 of 8 exercises done" in progress_text(page)  # the exercise stays done
 
     # 3. Poison and repair: stage 1 is progress, not a failure; undo repairs it.
     click_and_wait(page, exercise_button(page, "poison-repair", "poison"))
@@ -254,7 +254,7 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     # A reload in the middle: same workspace, same progress.
     page.reload()
     wait_until_quiet(page)
-    assert workspace_of(page) == workspace and "3 of 7 exercises done" in progress_text(page)
+    assert workspace_of(page) == workspace and "3 of 8 exercises done" in progress_text(page)
 
     # 4. Behaviour: the pirate examples in memory, the pirate adapter active (Learning page), check.
     click_and_wait(page, exercise_button(page, "behaviour", "pirate"))
@@ -285,12 +285,12 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     wait_until_quiet(page)
     assert slider.is_visible()
     assert "retrieves nothing" in check(page, "threshold")
-    assert "6 of 7 exercises done" in progress_text(page)  # the seventh, A fact changed: tests/test_page_workshop.py
+    assert "6 of 8 exercises done" in progress_text(page)  # the seventh and eighth (A fact changed, Consolidate): tests/test_workshop.py
     shot(page, "journey-workshop-done")
 
     page.reload()
     wait_until_quiet(page)
-    assert "6 of 7 exercises done" in progress_text(page)
+    assert "6 of 8 exercises done" in progress_text(page)
     assert REFUND_NOTE in stored_texts(lab_home, workspace)
     no_exception(page)
     page.close()

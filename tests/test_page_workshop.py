@@ -108,7 +108,7 @@ def test_poison_and_repair_through_the_page_helpers():
     app.button(key="workshop.check-poison-repair").click().run()
     assert not app.exception
     assert any("Repaired" in s.value for s in app.success)
-    assert app.get("progress")[0].proto.text == "1 of 7 exercises done"
+    assert app.get("progress")[0].proto.text == "1 of 8 exercises done"
 
 
 def test_the_wipe_test_runs_only_after_a_prediction_is_saved():

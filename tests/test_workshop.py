@@ -274,3 +274,28 @@ def test_a_fact_changed_passes_once_the_note_is_edited_and_the_adapter_is_stale(
     assert "edited in place" in result.detail and "Amara Okafor" in result.detail and "Tomasz" in result.detail
     session.memory.add(workshop.OLD_FACT)  # two notes that disagree
     assert "disagree" in check(exercise, session).detail
+
+
+# ---- 8. consolidate what proved itself ------------------------------------------------------------
+
+
+def test_consolidate_passes_once_the_proven_note_is_retired_into_an_adapter_that_answers(session):
+    from lab.consolidation import consolidate_memories
+    from lab.learning import TrainingConfig
+    from lab.staging import CandidateRule, candidates
+
+    exercise = workshop.CONSOLIDATE
+    assert exercise in workshop.EXERCISES
+    assert "press the button below first" in check(exercise, session).detail
+    assert "was sent into 3 answers" in workshop.prove_vacation_note(session)
+    note = session.memory.find_text(workshop.CONSOLIDATE_NOTE)
+    assert "still in memory" in check(exercise, session).detail
+    usage = session.memory.usage()[note.id]
+    assert usage.retrievals >= 4 and usage.tested == 1  # three asks and Why?'s own answer; one leave-one-out
+    if usage.decisive:  # proven, by the rule, once it has gone unedited long enough
+        assert [c.memory.id for c in candidates(session.memory, CandidateRule(min_age_days=0))] == [note.id]
+    report = consolidate_memories(session, [note], name="vacation", retire=True, config=TrainingConfig(steps=40))
+    assert report["retired"] == [note.id], report["answers"]
+    result = check(exercise, session)
+    assert result.passed, result.detail
+    assert "adapter 'vacation', with no note" in result.detail and "prompt tokens" in result.detail
