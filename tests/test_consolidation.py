@@ -95,7 +95,9 @@ def test_the_teacher_sees_the_notes_and_the_student_does_not(engine):
     teacher_ids, teacher_labels = encode_teacher(examples[0], engine)
     student_ids, student_labels = encode_examples(examples[:1], engine)[0]
     teacher_text = engine._llm.detokenize(teacher_ids).decode()
-    assert REFUND[1] in teacher_text and REFUND[1] not in engine._llm.detokenize(student_ids).decode()
+    student_text = engine._llm.detokenize(student_ids).decode()
+    assert f"Notes:\n- Always answer in one short sentence.\n- {REFUND[1]}" in teacher_text
+    assert "Notes:" not in student_text and student_text.endswith(examples[0].answer)
     # The same reply tokens on both sides: the KL compares them position by position.
     assert [t for t in teacher_labels if t != -100] == [t for t in student_labels if t != -100]
     session.close()
