@@ -541,6 +541,8 @@ def cmd_behaviour(session, args):
     from lab.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
+    if not scenario.probes:  # said before minutes of training, not after
+        raise LabError(f"the scenario {scenario.name!r} has no held-out probes to measure a behaviour on")
     adapter = _adapter_for(session, scenario, ("learned",), args.adapter, False)
     report = compare_ways(session, scenario, adapter_file=adapter)
     return report, table(report)

@@ -129,7 +129,7 @@ else:
         disabled=["id", "kind", "text", "why"], hide_index=True, width="stretch", key=key("consolidate_pick"))
     picked_ids = [row["id"] for row in table if row["train"]]
 c_left, c_right = st.columns(2)
-c_name = c_left.text_input("Adapter name", value="consolidated", key=key("consolidate_name"))
+c_name = c_left.text_input("Name of the consolidated adapter", value="consolidated", key=key("consolidate_name"))
 c_retire = c_right.checkbox("Retire the notes the adapter verifies", value=True, key=key("consolidate_retire"),
                             help="Verified notes leave the memory (Undo on the Memory page brings them back): "
                                  "the answers stay, in the weights, and the prompts get shorter.")

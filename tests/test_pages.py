@@ -105,7 +105,8 @@ def test_teacher_mode_hides_the_advanced_knobs():
     assert not learning.exception and [s.label for s in learning.slider] == ["training steps"]
     # Replay and the learning rate stay: the forgetting exercise asks for them.
     assert [c.label for c in learning.checkbox] == [
-        "replay: hold the base model's answers to general questions while learning"]
+        "replay: hold the base model's answers to general questions while learning",
+        "Retire the notes the adapter verifies"]  # the Consolidate section's, which a class uses too
     assert [s.label for s in learning.select_slider] == ["learning rate"]
     memory = page("2_Memory.py")
     memory.query_params["teacher"] = "1"

@@ -287,7 +287,7 @@ def test_consolidate_passes_once_the_proven_note_is_retired_into_an_adapter_that
     exercise = workshop.CONSOLIDATE
     assert exercise in workshop.EXERCISES
     assert "press the button below first" in check(exercise, session).detail
-    assert "was sent into 3 answers" in workshop.prove_vacation_note(session)
+    assert "was sent into 4 answers" in workshop.prove_vacation_note(session)  # three asks and Why?'s answer
     note = session.memory.find_text(workshop.CONSOLIDATE_NOTE)
     assert "still in memory" in check(exercise, session).detail
     usage = session.memory.usage()[note.id]
