@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     space_ops = spaces.add_subparsers(dest="op", required=True)
     space_ops.add_parser("list", parents=[common])
     prune = space_ops.add_parser("prune", parents=[common],
-                                 help="delete the app's browser workspaces unused for DAYS (never a named one)")
+                                 help="delete the app's browser workspaces unused for DAYS (never a named one), "
+                                      "and shared trained adapters no workspace holds any more")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     cache = commands.add_parser("cache", parents=[common], help="the class's reply and embedding caches: size, or --clear them")
     cache.add_argument("--clear", action="store_true",
@@ -380,9 +381,15 @@ def cmd_workspaces(args):
         lines = [f"{r['name']:30} {r['memories'] if r['memories'] is not None else '?':>6} memories "
                  f"{r['adapters']:>3} adapters {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}" for r in rows]
         return {"workspaces": rows}, "\n".join(lines) or "no workspaces yet"
+    from lab.training_cache import TrainingCache
+
     pruned = prune(args.older_than)
-    return {"pruned": pruned}, (f"pruned {len(pruned)} browser workspaces unused for {args.older_than:g} days"
-                                + (": " + ", ".join(pruned) if pruned else ""))
+    # After the workspaces: a pruned workspace's adapters let go of their shared entries first.
+    shared = TrainingCache().prune_unlinked(args.older_than * 86400)
+    return ({"pruned": pruned, "shared_adapters_pruned": len(shared)},
+            f"pruned {len(pruned)} browser workspaces unused for {args.older_than:g} days"
+            + (": " + ", ".join(pruned) if pruned else "")
+            + (f"; {len(shared)} shared adapters no workspace holds" if shared else ""))
 
 
 def cmd_check(args):

@@ -110,6 +110,38 @@ class TrainingCache:
             shutil.rmtree(staging, ignore_errors=True)
         return self.entry(key)
 
+    def prune_unlinked(self, older_than_s: float, *, now: float | None = None) -> list[str]:
+        """Delete the entries no workspace holds any more, stored over `older_than_s` ago.
+
+        A workspace's adapter is a hard link to its entry's file, so an entry whose file has
+        one link left is held by the store alone (its workspaces were pruned, or they deleted
+        or replaced it). Younger entries stay: a student may be about to ask for the same
+        training. Staging folders left by a crash are removed by the same age rule. On a file
+        system without hard links every entry looks unheld; pruning one only costs a
+        retraining. Returns the keys removed."""
+        import time
+
+        if not self.directory.exists():
+            return []
+        cutoff = (time.time() if now is None else now) - older_than_s
+        removed = []
+        for folder in sorted(self.directory.iterdir()):
+            try:
+                if folder.name.startswith(".staging-"):
+                    if folder.stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                    continue
+                gguf = folder / "adapter.gguf"
+                held = gguf.is_file() and gguf.stat().st_nlink > 1
+                stored = (folder / "meta.json").stat().st_mtime if (folder / "meta.json").exists() \
+                    else folder.stat().st_mtime
+            except OSError:  # removed meanwhile by another process
+                continue
+            if not held and stored < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
+
     def register_copy(self, key: str, registry: AdapterRegistry, name: str, extra_meta: dict) -> AdapterInfo:
         """Register entry `key` in a workspace under `name`: the files linked, the meta the entry's
         plus `extra_meta` (where it came from, whether it was reused)."""

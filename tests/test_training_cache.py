@@ -82,3 +82,32 @@ def test_two_identical_requests_at_once_train_once(engine, embedder):
     assert jobs[0].result.path.read_bytes() == jobs[1].result.path.read_bytes()
     entries = [p for p in TrainingCache().directory.iterdir()]
     assert [p.name.startswith(".") for p in entries].count(True) == 0  # no staging folder left
+
+
+def test_prune_removes_only_old_entries_no_workspace_holds(tmp_path):
+    """The shared store shrinks: an entry whose workspaces are gone (its file has one link left)
+    and that is older than the cut-off goes; one a workspace still links, or a young one, stays."""
+    import os
+
+    from lab.adapters import AdapterRegistry
+
+    cache = TrainingCache(tmp_path)
+    for key in ("held", "orphan", "young"):
+        made = tmp_path / f"{key}.gguf"
+        made.write_bytes(b"GGUF" + key.encode())
+        cache.store(key, made, None, {"name": key})
+    registry = AdapterRegistry(tmp_path / "student" / "adapters")
+    cache.register_copy("held", registry, "acme", {"source": "scenario:acme"})
+    day = 86400
+    for key in ("held", "orphan"):
+        os.utime(cache.entry(key) / "meta.json", (1000 * day, 1000 * day))
+    leftover = cache.staging_dir()
+    os.utime(leftover, (1000 * day, 1000 * day))
+
+    assert cache.prune_unlinked(7 * day, now=1010 * day) == ["orphan"]
+    assert cache.has("held") and cache.has("young") and not cache.entry("orphan").exists()
+    assert not leftover.exists()  # a crashed training's staging folder, old: gone too
+    assert registry.get("acme").path.read_bytes() == b"GGUFheld"
+
+    registry.delete("acme")  # the last workspace lets go: the entry is the store's alone
+    assert cache.prune_unlinked(7 * day, now=1010 * day) == ["held"]

@@ -77,7 +77,7 @@ def test_workspaces_cli_lists_and_prunes(tmp_path, monkeypatch, capsys):
     assert [r["name"] for r in rows] == ["named-one"] and set(rows[0]) == {"name", "memories", "adapters", "bytes",
                                                                              "last_used"}
     assert main(["workspaces", "prune", "--older-than", "0", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"pruned": []}
+    assert json.loads(capsys.readouterr().out) == {"pruned": [], "shared_adapters_pruned": 0}
     assert main(["workspaces", "prune", "--older-than", "-3"]) != 0
     assert capsys.readouterr().err.count("\n") == 1
 
