@@ -1,0 +1,110 @@
+"""Which training recipe should be the default: method, steps and replay, measured across sets.
+
+Each recipe trains one adapter per set, from that set's corrections, with the same seed,
+then the learned arm is asked with no notes: reliability (the trained questions),
+generalization (their rewordings), locality (unrelated questions the base model gets right)
+and, for a behaviour, adherence on held-out probes. A recipe's score on a set is the mean of
+the metrics the set has; its overall score is the mean over the tuning sets, and its worst
+locality is reported beside it, since forgetting is the failure a default must avoid.
+
+The tuning sets are the bundled acme and pirate scenarios and three fresh invented-fact
+sets (bench/data/recall: ship, campus, island). final-city is kept aside: it is run only
+with `--final`, for the recipe chosen and the old default, after the choice was made.
+
+Trainings are kept under --home (content-addressed, lab/training_cache.py), so a rerun
+only evaluates.
+
+    python -m bench.recipes                 # the grid on the tuning sets
+    python -m bench.recipes --final         # the old default and the chosen one on final-city
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+from bench.common import write_results
+
+# name: (method, steps, replay)
+RECIPES = {
+    "sft-40": ("sft", 40, False),
+    "sft-40-replay": ("sft", 40, True),
+    "sft-60-replay": ("sft", 60, True),
+    "distill-40-replay": ("distill", 40, True),
+    "distill-80-replay": ("distill", 80, True),
+}
+TUNING_SETS = ("acme", "pirate", "bench/data/recall/ship.json", "bench/data/recall/campus.json",
+               "bench/data/recall/island.json")
+FINAL_SET = "bench/data/recall/final-city.json"
+METRICS = ("reliability", "generalization", "locality", "adherence")
+
+
+def measure(session, scenario, recipe: str) -> dict:
+    from lab.consolidation import consolidate
+    from lab.evaluate import evaluate_arms, memory_given_back
+    from lab.learning import TrainingConfig
+
+    method, steps, replay = RECIPES[recipe]
+    began = time.perf_counter()
+    result = consolidate(session, name=f"{scenario.name}-{recipe}", scenario=scenario,
+                         config=TrainingConfig(steps=steps, replay=replay), method=method, activate=False)
+    train_s = time.perf_counter() - began
+    with memory_given_back(session):
+        session.memory.wipe()  # the learned arm is asked with no notes
+        metrics = evaluate_arms(session, scenario, ("learned",), adapter_file=result.path)["learned"]
+    row = {k: round(metrics[k], 3) for k in METRICS if metrics.get(k) is not None}
+    row["score"] = round(statistics.fmean(row[k] for k in METRICS if k in row), 3)
+    row["train_s"] = round(train_s, 1)
+    row["reused"] = bool(result.meta.get("reused"))
+    return row
+
+
+def summarise(rows: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Per recipe: mean score over the sets, worst locality, mean training seconds."""
+    out = {}
+    for recipe, by_set in rows.items():
+        cells = list(by_set.values())
+        out[recipe] = {"score": round(statistics.fmean(c["score"] for c in cells), 3),
+                       "worst_locality": min((c["locality"] for c in cells if "locality" in c), default=None),
+                       "train_s": round(statistics.fmean(c["train_s"] for c in cells if not c["reused"]) or 0, 1)
+                       if any(not c["reused"] for c in cells) else None}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--sets", default=",".join(TUNING_SETS))
+    parser.add_argument("--final", action="store_true", help="run the held-out final set instead")
+    parser.add_argument("--home", default="/tmp/bench-recipes", help="LAB_HOME keeping the trainings")
+    args = parser.parse_args()
+    Path(args.home).mkdir(parents=True, exist_ok=True)
+    os.environ["LAB_HOME"] = args.home
+
+    from lab.scenario import load_scenario
+    from lab.session import LabSession
+
+    recipes = args.recipes.split(",")
+    sets = [FINAL_SET] if args.final else args.sets.split(",")
+    session = LabSession.open("bench")
+    rows: dict[str, dict[str, dict]] = {r: {} for r in recipes}
+    for name in sets:
+        scenario = load_scenario(name)
+        for recipe in recipes:
+            rows[recipe][scenario.name] = measure(session, scenario, recipe)
+            print(f"{scenario.name:12} {recipe:18} {rows[recipe][scenario.name]}", flush=True)
+    session.close()
+    overall = summarise(rows)
+    for recipe, line in sorted(overall.items(), key=lambda kv: -kv[1]["score"]):
+        print(f"{recipe:18} score {line['score']:.3f}  worst locality {line['worst_locality']}  "
+              f"train {line['train_s']} s")
+    write_results("recipes_final" if args.final else "recipes",
+                  {"recipes": {r: dict(zip(("method", "steps", "replay"), RECIPES[r])) for r in recipes},
+                   "sets": [Path(s).stem for s in sets], "rows": rows, "overall": overall})
+
+
+if __name__ == "__main__":
+    main()
