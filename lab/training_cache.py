@@ -32,6 +32,7 @@ from pathlib import Path
 from lab.adapters import AdapterInfo, AdapterRegistry, write_json_atomic
 from lab.learning import RECIPE_VERSION, Example, TrainingConfig, example_record
 
+PRUNE_FLOOR_S = 3600  # prune_unlinked never removes anything younger
 SHARED_DIR = ".shared"  # under $LAB_HOME; a dot name is never a workspace (lab/workspace.py)
 
 
@@ -123,7 +124,9 @@ class TrainingCache:
 
         if not self.directory.exists():
             return []
-        cutoff = (time.time() if now is None else now) - older_than_s
+        # Never younger than an hour, whatever DAYS says: a staging folder may be a training
+        # still running, and a fresh entry may be about to be linked (store, then register).
+        cutoff = (time.time() if now is None else now) - max(older_than_s, PRUNE_FLOOR_S)
         removed = []
         for folder in sorted(self.directory.iterdir()):
             try:
