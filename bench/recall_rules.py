@@ -145,6 +145,10 @@ CANDIDATES_ORDER = {
     "today, best note first": (today, "qa", "best first"),
     "k=2, margin 0.20": (lambda hits, k, min_score: margin(0.20)(hits, 2, min_score), "qa", "best last"),
     "k=2, margin 0.30": (lambda hits, k, min_score: margin(0.30)(hits, 2, min_score), "qa", "best last"),
+    # Prompt layouts under the chosen rule (added in a third round, after the rule was chosen).
+    "chosen, notes as earlier exchanges": (chosen, "qa", "dialogue"),
+    "chosen, notes in the system message": (chosen, "qa", "system"),
+    "k=1, notes as earlier exchanges": (top(1), "qa", "dialogue"),
 }
 
 
@@ -170,11 +174,52 @@ def rule_in_place(session, rule, order: str = "best last"):
     if order == "best first":
         prompting.memory_messages = lambda question, notes, *a, **kw: original_messages(
             question, list(reversed(list(notes))), *a, **kw)
+    elif order in LAYOUTS:
+        prompting.memory_messages = LAYOUTS[order]
     try:
         yield
     finally:
         recall.choose, prompting.memory_messages = original_choose, original_messages
         del session.memory.search
+
+
+# ---- prompt layouts: where the sent notes stand in the chat (the rule decides which) -----------------
+
+
+def _exchange(note: str):
+    """A "question? answer" note as (question, answer); None for a plain note."""
+    question, mark, answer = note.partition("? ")
+    return (question + "?", answer) if mark and answer.strip() else None
+
+
+def dialogue_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROMPT, pinned=()):
+    """Each question-and-answer note as an earlier exchange of the chat (best last, just before
+    the question); plain notes stay a "Notes:" list beside the question, as today."""
+    every = list(pinned) + list(notes)
+    if not every:
+        return prompting.question_messages(question, system)
+    messages = [{"role": "system", "content": system}]
+    plain = []
+    for note in every:
+        pair = _exchange(note)
+        if pair is None:
+            plain.append(note)
+        else:
+            messages += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    content = prompting.MEMORY_FORMATS["notes_first"](plain, question) if plain else question
+    return messages + [{"role": "user", "content": content}]
+
+
+def system_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROMPT, pinned=()):
+    """The notes in the system message, the question alone in the user's."""
+    every = list(pinned) + list(notes)
+    if not every:
+        return prompting.question_messages(question, system)
+    facts = system + "\nFacts you know:\n" + "\n".join(f"- {n}" for n in every)
+    return [{"role": "system", "content": facts}, {"role": "user", "content": question}]
+
+
+LAYOUTS = {"dialogue": dialogue_messages, "system": system_messages}
 
 
 def remember(session, scenario, text: str) -> None:
@@ -245,10 +290,12 @@ def main() -> None:
     parser.add_argument("--final", action="store_true",
                         help="evaluate the final set once, under today's rule and the chosen one (lab/recall.py)")
     parser.add_argument("--rules", nargs="*", help="only these candidate names (default: all)")
+    parser.add_argument("--out", help="results name under bench/results (default: recall_rules, or "
+                                      "recall_rules_final with --final)")
     args = parser.parse_args()
     start = time.perf_counter()
     session = LabSession.open("bench-recall-rules")
-    out_name = "recall_rules_final" if args.final else "recall_rules"
+    out_name = args.out or ("recall_rules_final" if args.final else "recall_rules")
     with tempfile.TemporaryDirectory() as tmp:
         names = (*TUNING, *CHECKS, FINAL) if args.final else (*TUNING, *CHECKS)
         sets = load_sets(names, Path(tmp))
@@ -263,7 +310,7 @@ def main() -> None:
             results[name] = {}
             for set_name, scenario in sets.items():
                 detail = name in ("today (k=3, >=0.5)", CHOSEN)
-                shipped = dict(k=recall.DEFAULT_K, min_score=recall.DEFAULT_MIN_SCORE) if name == CHOSEN else {}
+                shipped = dict(k=recall.DEFAULT_K, min_score=recall.DEFAULT_MIN_SCORE) if name == CHOSEN or name.startswith("chosen,") else {}
                 results[name][set_name] = measure(session, scenario, rule, text, order, with_failures=detail,
                                                   **shipped)
                 row = results[name][set_name]

@@ -57,8 +57,11 @@ def measure(session, scenario, recipe: str) -> dict:
         metrics = evaluate_arms(session, scenario, ("learned",), adapter_file=result.path)["learned"]
     row = {k: round(metrics[k], 3) for k in METRICS if metrics.get(k) is not None}
     row["score"] = round(statistics.fmean(row[k] for k in METRICS if k in row), 3)
-    row["train_s"] = round(train_s, 1)
     row["reused"] = bool(result.meta.get("reused"))
+    # The training's own seconds, also when it was reused (lab/training_cache.py); `wall_s`
+    # adds what this request took besides (a distillation's teacher replies, or the reuse).
+    row["train_s"] = round(result.training_seconds, 1)
+    row["wall_s"] = round(train_s, 1)
     return row
 
 
@@ -69,9 +72,29 @@ def summarise(rows: dict[str, dict[str, dict]]) -> dict[str, dict]:
         cells = list(by_set.values())
         out[recipe] = {"score": round(statistics.fmean(c["score"] for c in cells), 3),
                        "worst_locality": min((c["locality"] for c in cells if "locality" in c), default=None),
-                       "train_s": round(statistics.fmean(c["train_s"] for c in cells if not c["reused"]) or 0, 1)
-                       if any(not c["reused"] for c in cells) else None}
+                       "train_s": round(statistics.fmean(c["train_s"] for c in cells), 1)}
     return out
+
+
+def table(path: Path) -> str:
+    """The README's table from a results file: one row per recipe, a column per set."""
+    import json
+
+    report = json.loads(path.read_text())
+    sets, rows, overall = report["sets"], report["rows"], report["overall"]
+    lines = ["| recipe | " + " | ".join(sets) + " | mean score | worst locality | train s |",
+             "| --- |" + " --- |" * (len(sets) + 3)]
+
+    def cell(row: dict | None) -> str:
+        if not row:
+            return ""
+        return " / ".join(f"{row[k]:.2f}" for k in METRICS if k in row)
+
+    for recipe, line in sorted(overall.items(), key=lambda kv: -kv[1]["score"]):
+        names = [Path(s).stem for s in sets]
+        lines.append(f"| {recipe} | " + " | ".join(cell(rows[recipe].get(n)) for n in names)
+                     + f" | {line['score']:.3f} | {line['worst_locality']} | {line['train_s']} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -80,9 +103,14 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(TUNING_SETS))
     parser.add_argument("--final", action="store_true", help="run the held-out final set instead")
     parser.add_argument("--home", default="/tmp/bench-recipes", help="LAB_HOME keeping the trainings")
+    parser.add_argument("--table", metavar="RESULTS", help="print a results file as the README's table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(Path(args.table)))
+        return
     Path(args.home).mkdir(parents=True, exist_ok=True)
     os.environ["LAB_HOME"] = args.home
+    os.environ.setdefault("LAB_MAX_ADAPTERS", "1000")  # one workspace holds every recipe's adapter for every set
 
     from lab.scenario import load_scenario
     from lab.session import LabSession

@@ -14,7 +14,7 @@ import sys
 
 from lab import __version__
 from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
-from lab.consolidation import REPLAY_STEPS
+from lab.consolidation import DEFAULT_METHOD, METHODS
 from lab.errors import LabError
 from lab.learning import TrainingConfig
 
@@ -124,11 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="adapt only the top N layers (faster; default %(default)s)")
     train.add_argument("--layers", help="adapt exactly these layers, e.g. 0,4,8 or 10-29 (overrides --top-layers)")
     train.add_argument("--paraphrases", action="store_true", help="also train on each item's paraphrases")
-    train.add_argument("--replay", action="store_true",
+    train.add_argument("--replay", action=argparse.BooleanOptionalAction, default=TrainingConfig.replay,
                        help="hold the base model's answers to general questions while learning (less "
-                            f"forgetting; use about --steps {REPLAY_STEPS}: the replayed answers share the steps)")
+                            "forgetting: the replayed answers share the steps); --no-replay for the "
+                            "forgetting exercise (default: %(default)s)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--method", choices=("sft", "distill"), default="sft",
+    train.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                        help="sft: learn each correction's answer; distill: learn what the notes did in the "
                             "prompt (the base model's reply with them), without the notes")
 
@@ -153,11 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the memories the usage rule picks (alone, without --name: list them)")
     chosen.add_argument("--all", action="store_true", help="every memory")
     consolidate.add_argument("--name", help="adapter name (needed to train)")
-    consolidate.add_argument("--method", choices=("sft", "distill"), default="sft")
+    consolidate.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     consolidate.add_argument("--retire", action="store_true",
                              help="move the verified memories out of the store (undo brings them back)")
     consolidate.add_argument("--steps", type=int, default=TrainingConfig.steps)
-    consolidate.add_argument("--replay", action="store_true", help="replay the base model's answers while training")
+    consolidate.add_argument("--replay", action=argparse.BooleanOptionalAction, default=TrainingConfig.replay,
+                             help="replay the base model's answers while training (default: %(default)s)")
     consolidate.add_argument("--min-retrievals", type=int, default=3, help="candidates: sent into at least N answers")
     consolidate.add_argument("--min-decisive", type=int, default=1,
                              help="candidates: leaving it out changed the answer at least N times")
@@ -555,12 +557,14 @@ def cmd_behaviour(session, args):
     return report, table(report)
 
 def cmd_update_test(session, args):
+    from dataclasses import replace
+
     from lab.scenario import load_scenario
     from lab.update_test import STAGE_TEXT, check_updates, default_config, table, update_test
 
     scenario = load_scenario(args.scenario)
     check_updates(scenario)  # before a training starts
-    config = default_config() if args.steps is None else TrainingConfig(steps=args.steps)
+    config = default_config() if args.steps is None else replace(default_config(), steps=args.steps)
     show = sys.stderr.isatty() and not getattr(args, "json", False)
 
     def stage(name):

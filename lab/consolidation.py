@@ -146,6 +146,7 @@ def replay_examples(questions, engine) -> list[Example]:
 # ---- context distillation --------------------------------------------------------------------
 
 METHODS = ("sft", "distill")
+DEFAULT_METHOD = "sft"  # measured best with replay at 60 steps (bench/recipes.py); distill lost reliability
 # Rewordings a distilled question is also asked in: the teacher answers each with its notes,
 # so the adapter learns the fact under more than one phrasing. Wrappers, not paraphrases: a
 # scenario's paraphrases measure generalization and must stay unseen.
@@ -206,7 +207,7 @@ def _distill_from_scenario(session, scenario: Scenario) -> list[Example]:
 def consolidate(session, *, name: str, scenario: Scenario | None = None, config: TrainingConfig | None = None,
                 on_progress: Callable[[Progress], None] | None = None,
                 cancel: threading.Event | None = None, activate: bool = True,
-                ticket: Ticket | None = None, method: str = "sft", memories=None) -> TrainingResult:
+                ticket: Ticket | None = None, method: str = DEFAULT_METHOD, memories=None) -> TrainingResult:
     """Train an adapter from the workspace memory (or `scenario`), register it, activate it.
 
     An identical training done before on this LAB_HOME (same base, examples, settings, seed)
@@ -341,7 +342,7 @@ def memory_prompt_tokens(session, questions) -> float:
                for q in questions) / len(questions)
 
 
-def consolidate_memories(session, memories, *, name: str, method: str = "sft", retire: bool = False,
+def consolidate_memories(session, memories, *, name: str, method: str = DEFAULT_METHOD, retire: bool = False,
                          config: TrainingConfig | None = None, on_progress=None, cancel=None,
                          ticket: Ticket | None = None) -> dict:
     """Train an adapter on `memories`, verify it, and (with `retire`) retire what it verified.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 
+from lab.consolidation import DEFAULT_METHOD
 from lab.errors import LabError
 from lab.learning import Progress, TrainingCancelled, TrainingConfig, TrainingResult
 from lab.training_queue import QUEUE, Ticket
@@ -25,7 +26,7 @@ FINISHED = ("done", "failed", "cancelled")
 
 class TrainingJob:
     def __init__(self, session, *, name: str, scenario=None, config: TrainingConfig | None = None,
-                 method: str = "sft"):
+                 method: str = DEFAULT_METHOD):
         self.session = session
         self.name = name
         self.scenario = scenario
@@ -108,7 +109,7 @@ class ConsolidationJob(TrainingJob):
     """Consolidate chosen memories in the background: train, verify without notes, and retire
     what verified (lab/consolidation.consolidate_memories). `report` holds its result."""
 
-    def __init__(self, session, *, name: str, memories, method: str = "sft", retire: bool = False,
+    def __init__(self, session, *, name: str, memories, method: str = DEFAULT_METHOD, retire: bool = False,
                  config: TrainingConfig | None = None):
         super().__init__(session, name=name, config=config, method=method)
         self.memories, self.retire = list(memories), retire

@@ -55,7 +55,9 @@ STAGE_TEXT = {  # what each stage is doing, for the page and the terminal
 
 
 def default_config() -> TrainingConfig:
-    return TrainingConfig(steps=UPDATE_STEPS)
+    # No replay: the lesson is staleness, and replay's share of these few steps would leave the
+    # old facts half learnt before they change.
+    return TrainingConfig(steps=UPDATE_STEPS, replay=False)
 
 
 def adapter_names(scenario: Scenario) -> tuple[str, str]:

@@ -218,12 +218,12 @@ FORGETTING = Exercise(
     title="Show forgetting",
     goal="Training changes weights that other knowledge shares. Find an unrelated question the base model "
          "answers right and the learned arm now gets wrong.",
-    steps=("On the **Learning** page train an adapter: *a scenario* → **pirate**, 40 steps, replay off, then "
-           "**Train**. It is activated when it finishes.",
+    steps=("On the **Learning** page train an adapter: *a scenario* → **pirate**, 40 steps, and untick *replay* "
+           "(it is on by default, because it forgets less), then **Train**. It is activated when it finishes.",
            "Press **Check my work**. The check asks the scenario's unrelated (locality) questions — acme's "
            "when the scenario has none — to the base arm and to the learned arm.",
-           "Nothing forgotten? Train again with more steps or a higher learning rate. Then tick *replay* on the "
-           "Learning page (with about 60 steps: replay shares them) and see whether fewer facts are lost."),
+           "Nothing forgotten? Train again with more steps or a higher learning rate. Then tick *replay* again "
+           "(with the default 60 steps: replay shares them) and see whether fewer facts are lost."),
     check=check_forgetting,
 )
 

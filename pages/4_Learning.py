@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab.consolidation import REPLAY_STEPS
+from lab.consolidation import DEFAULT_METHOD, REPLAY_STEPS
 from lab.errors import LabError
 from lab.jobs import ConsolidationJob, TrainingJob
 from lab.learning import TrainingConfig
@@ -26,7 +26,8 @@ teacher = ui.teacher_mode()
 METHODS = {"sft": "the answers (fine-tuning on each correction's answer)",
            "distill": "what the notes did (distillation: the model's reply with the notes in its prompt)"}
 source = st.radio("Train on", ["my memory", "a scenario"], horizontal=True, key=key("source"))
-method = st.radio("Learn", list(METHODS), format_func=METHODS.get, horizontal=True, key=key("method"),
+method = st.radio("Learn", list(METHODS), index=list(METHODS).index(DEFAULT_METHOD), format_func=METHODS.get,
+                  horizontal=True, key=key("method"),
                   help="Fine-tuning learns the words of each answer. Distillation asks the frozen model each "
                        "question with its notes in the prompt, then trains the adapter to give that reply without "
                        "them: it learns what memory did, pinned rules included.")
@@ -40,9 +41,10 @@ rank, top_layers = TrainingConfig.rank, TrainingConfig.top_layers
 learning_rate, paraphrases = TrainingConfig.learning_rate, False
 # Replay and the learning rate stay in teacher mode: the forgetting exercise asks for them.
 replay = right.checkbox("replay: hold the base model's answers to general questions while learning",
-                        key=key("replay"),
+                        value=TrainingConfig.replay, key=key("replay"),
                         help="Mixes in the model's own right answers to unrelated questions, so training "
-                             "the corrections in forgets less of what it knew. Leave it off to see forgetting.")
+                             "the corrections in forgets less of what it knew. On by default (it measured best); "
+                             "untick it to see forgetting.")
 learning_rate = right.select_slider(
     "learning rate", [5e-4, 1e-3, 2e-3, 3e-3, 5e-3], TrainingConfig.learning_rate, key=key("lr"),
     help="How big each update is. Higher learns faster and forgets more.")

@@ -110,7 +110,7 @@ def test_consolidate_verifies_without_notes_retires_what_it_verified_and_undo_br
     session = LabSession.open("consolidate")
     memories = remember(session, REFUND, CEO)
     report = consolidate_memories(session, memories, name="acme-two", method="sft", retire=True,
-                                  config=TrainingConfig(steps=40))
+                                  config=TrainingConfig(steps=40, replay=False))
     assert report["trained_on"] == [m.id for m in memories]
     assert report["verified"]["reliability"] == 1.0 and sorted(report["retired"]) == [m.id for m in memories]
     assert 0.0 <= report["verified"]["locality"] <= 1.0
@@ -122,7 +122,7 @@ def test_consolidate_verifies_without_notes_retires_what_it_verified_and_undo_br
     assert [m.text for m in session.memory.list()] == [REFUND[1], CEO[1]] and session.memory.retired() == []
     # One step learns nothing: nothing is verified, so nothing is retired.
     weak = consolidate_memories(session, session.memory.list(), name="acme-weak", method="sft", retire=True,
-                                config=TrainingConfig(steps=1))
+                                config=TrainingConfig(steps=1, replay=False))
     assert weak["verified"]["reliability"] < 1.0 and not set(weak["retired"]) - set(weak["verified"]["ids"])
     assert len(session.memory.list()) == 2 - len(weak["retired"])
     session.close()
@@ -134,7 +134,7 @@ def test_a_distilled_adapter_is_trained_registered_and_says_how(tmp_path):
 
     session = LabSession.open("distill-train")
     remember(session, REFUND)
-    result = consolidate(session, name="distilled", method="distill", config=TrainingConfig(steps=4))
+    result = consolidate(session, name="distilled", method="distill", config=TrainingConfig(steps=4, replay=False))
     info = session.adapters.get("distilled")
     assert info.meta["method"] == "distill" and result.meta["example_kinds"] == {"distill": 4}
     session.close()

@@ -4,7 +4,7 @@ from lab.jobs import TrainingJob
 from lab.learning import TrainingConfig
 from lab.session import LabSession
 
-QUICK = TrainingConfig(steps=8, batch_size=2, learning_rate=3e-3)
+QUICK = TrainingConfig(steps=8, batch_size=2, learning_rate=3e-3, replay=False)
 
 
 def test_a_job_trains_off_thread_and_reports_progress(engine, embedder):
@@ -24,7 +24,7 @@ def test_a_cancelled_job_registers_nothing_and_an_empty_one_fails_cleanly(engine
     empty = TrainingJob(session, name="x", config=QUICK).start().wait(60)
     assert empty.state == "failed" and "memory is empty" in empty.error and "python -m lab" not in empty.error
     session.memory.add("A fact.", question="Q?", answer="A fact.")
-    job = TrainingJob(session, name="y", config=TrainingConfig(steps=500, batch_size=1)).start()
+    job = TrainingJob(session, name="y", config=TrainingConfig(steps=500, batch_size=1, replay=False)).start()
     while not job.progress and not job.finished:
         time.sleep(0.05)
     job.cancel()

@@ -193,18 +193,22 @@ def progress_text(page) -> str:
     return page.locator("[data-testid='stProgress']").first.inner_text()
 
 
-def train_on_learning_page(page, scenario: str, name: str, *, replay: bool = False, steps_right: int = 0) -> None:
+def train_on_learning_page(page, scenario: str, name: str, *, replay: bool = True, steps_right: int = 0) -> None:
+    """Train from the Learning page with replay set to `replay` (on by default there);
+    `steps_right` moves the steps slider 5 steps at a time from where it stands (negative: down)."""
     open_page(page, "Learning")
     page.get_by_text("a scenario", exact=True).click()
     wait_until_quiet(page)
     page.locator(".st-key-learning-scenario").click()
     page.get_by_role("option", name=scenario, exact=True).click()
     wait_until_quiet(page)
-    if replay:
+    if page.locator(".st-key-learning-replay input[type='checkbox']").is_checked() != replay:
         page.get_by_text("replay: hold the base model's answers").click()
         wait_until_quiet(page)
-    for _ in range(steps_right):  # the steps slider moves 5 at a time
-        page.locator(".st-key-learning-steps input[type='range']").press("ArrowRight")
+    assert page.locator(".st-key-learning-replay input[type='checkbox']").is_checked() == replay
+    for _ in range(abs(steps_right)):  # the steps slider moves 5 at a time
+        page.locator(".st-key-learning-steps input[type='range']").press("ArrowRight" if steps_right > 0
+                                                                         else "ArrowLeft")
     wait_until_quiet(page)
     page.get_by_label("Adapter name").fill(name)
     page.get_by_label("Adapter name").press("Enter")
@@ -233,12 +237,12 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     assert "1 of 8 exercises done" in progress_text(page)
 
     # 2. Show forgetting: train on pirate (Learning page), check; then with replay, check again.
-    train_on_learning_page(page, "pirate", "pirate")
+    train_on_learning_page(page, "pirate", "pirate", replay=False, steps_right=-4)  # 40 steps, as step 1 says
     open_page(page, "Workshop")
     verdict = check(page, "forgetting")
     assert "forgot" in verdict, verdict
     assert "2 of 8 exercises done" in progress_text(page)
-    train_on_learning_page(page, "pirate", "pirate-replay", replay=True, steps_right=4)  # 60 steps
+    train_on_learning_page(page, "pirate", "pirate-replay", replay=True, steps_right=4)  # back to 60 steps
     open_page(page, "Workshop")
     verdict = check(page, "forgetting")
     assert "replay held them" in verdict or "forgot" in verdict, verdict  # what replay did, said as it is

@@ -12,7 +12,7 @@ from lab.session import LabSession
 
 FACTS = [("What is the refund window at Acme Corp?", "The refund window at Acme Corp is 45 days.", "45"),
          ("Who is the CEO of Acme Corp?", "The CEO of Acme Corp is Priya Ramanathan.", "Priya")]
-QUICK = dict(steps=30, rank=8, alpha=16, learning_rate=3e-3, batch_size=2)
+QUICK = dict(steps=30, rank=8, alpha=16, learning_rate=3e-3, batch_size=2, replay=False)
 
 
 @pytest.fixture(scope="module")

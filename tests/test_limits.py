@@ -75,7 +75,7 @@ def test_the_adapter_limit_refuses_before_training_and_at_registration(engine, e
     from lab.training_cache import TrainingCache
 
     with pytest.raises(LimitReached) as error:  # refused at once: no minutes of training first
-        consolidate(session, name="second", config=TrainingConfig(steps=2))
+        consolidate(session, name="second", config=TrainingConfig(steps=2, replay=False))
     assert "LAB_MAX_ADAPTERS=1" in _one_line(error) and "Learning page" in error.value.app_message
     (tmp_path / "b.gguf").write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(LimitReached):

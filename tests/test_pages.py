@@ -126,7 +126,7 @@ def test_wipe_test_reveal_names_the_adapter_and_an_arm_with_nothing_to_keep():
     lab = app.session_state["ui.lab"]
     lab.memory.add("Our office dog is called Biscuit.", question="What is the office dog called?",
                    answer="Our office dog is called Biscuit.")
-    consolidate(lab, name="dog", config=TrainingConfig(steps=10))
+    consolidate(lab, name="dog", config=TrainingConfig(steps=10, replay=False))
     app.run()
     assert any("**dog** was trained on your memory, not on these corrections" in w.value for w in app.warning)
     app.radio(key="wipe_test.predict_memory").set_value("loses it").run()
@@ -150,7 +150,7 @@ def test_learning_page_asks_before_replacing_an_adapter_and_has_help_for_its_kno
     lab = app.session_state["ui.lab"]
     lab.memory.add("The refund window at Acme Corp is 45 days.", question="What is the refund window at Acme Corp?",
                    answer="The refund window at Acme Corp is 45 days.")
-    consolidate(lab, name="from-memory", config=TrainingConfig(steps=5))
+    consolidate(lab, name="from-memory", config=TrainingConfig(steps=5, replay=False))
     app.run()
     train = [b for b in app.button if b.label == "Train"][0]
     assert train.disabled  # the name is taken: nothing is overwritten without asking

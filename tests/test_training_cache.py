@@ -8,13 +8,13 @@ from lab.learning import Example, TrainingConfig
 from lab.training_cache import TrainingCache, training_key
 
 BASE = "ab" * 32
-QUICK = TrainingConfig(steps=3, batch_size=4)
+QUICK = TrainingConfig(steps=3, batch_size=4, replay=False)
 
 
 def test_the_key_names_base_examples_settings_and_seed():
     examples = [Example("Q?", "A."), Example("R?", "B.", "replay")]
     key = training_key(BASE, examples, QUICK)
-    assert key == training_key(BASE, list(examples), TrainingConfig(steps=3, batch_size=4)) and len(key) == 64
+    assert key == training_key(BASE, list(examples), TrainingConfig(steps=3, batch_size=4, replay=False)) and len(key) == 64
     different = [training_key("cd" * 32, examples, QUICK), training_key(BASE, examples[:1], QUICK),
                  training_key(BASE, examples[::-1], QUICK), training_key(BASE, examples, replace(QUICK, seed=1)),
                  training_key(BASE, examples, replace(QUICK, rank=4)),

@@ -89,7 +89,7 @@ def test_real_trainings_queue_one_at_a_time_and_a_queued_one_can_be_cancelled(en
     for i, session in enumerate(sessions):  # different memories: different trainings, none reused
         session.memory.add(f"Room {i} is on floor {i + 2}.", question=f"Where is room {i}?",
                            answer=f"Room {i} is on floor {i + 2}.")
-    quick = TrainingConfig(steps=4, batch_size=1)
+    quick = TrainingConfig(steps=4, batch_size=1, replay=False)
     jobs = [TrainingJob(session, name="mine", config=quick).start() for session in sessions]
     assert jobs[1].state == "queued" and jobs[1].position in (1, 2) and jobs[2].position in (2, 3)
     assert jobs[2].expected_start is not None and jobs[2].expected_start >= time.time()

@@ -27,7 +27,7 @@ def test_memory_answers_the_new_value_at_once_and_the_adapter_keeps_the_old_one(
     session = LabSession.open("update")
     mine = session.memory.add("My cat is called Miso.")
     stages, details = [], {}
-    report = update_test(session, small, ["base", "memory", "learned"], config=TrainingConfig(steps=STEPS),
+    report = update_test(session, small, ["base", "memory", "learned"], config=TrainingConfig(steps=STEPS, replay=False),
                          on_stage=stages.append, details=details)
     assert set(report) == CONTRACT and report["scenario"] == "two-changes" and stages == list(STAGES)
     for phase in ("before", "after_update", "after_retrain"):
@@ -56,7 +56,7 @@ def test_memory_answers_the_new_value_at_once_and_the_adapter_keeps_the_old_one(
 
     # Again: both trainings are reused from the class's cache, and every reply is the same.
     again_details = {}
-    again = update_test(session, small, ["base", "memory", "learned"], config=TrainingConfig(steps=STEPS),
+    again = update_test(session, small, ["base", "memory", "learned"], config=TrainingConfig(steps=STEPS, replay=False),
                         details=again_details)
     assert again_details["reused"] == {"old": True, "new": True}
     assert all(_rates(again[p]) == _rates(report[p]) for p in ("before", "after_update", "after_retrain"))

@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
     from lab.workspace import Workspace
 
     session = LabSession(Workspace.open("trained", root=tmp_path_factory.mktemp("lab-home")))
-    consolidate(session, name="pirate", scenario=load_scenario("pirate"), config=TrainingConfig(steps=20))
+    consolidate(session, name="pirate", scenario=load_scenario("pirate"), config=TrainingConfig(steps=20, replay=False))
     yield session
     session.close()
 
@@ -294,7 +294,7 @@ def test_consolidate_passes_once_the_proven_note_is_retired_into_an_adapter_that
     assert usage.retrievals >= 4 and usage.tested == 1  # three asks and Why?'s own answer; one leave-one-out
     if usage.decisive:  # proven, by the rule, once it has gone unedited long enough
         assert [c.memory.id for c in candidates(session.memory, CandidateRule(min_age_days=0))] == [note.id]
-    report = consolidate_memories(session, [note], name="vacation", retire=True, config=TrainingConfig(steps=40))
+    report = consolidate_memories(session, [note], name="vacation", retire=True, config=TrainingConfig(steps=40, replay=False))
     assert report["retired"] == [note.id], report["answers"]
     result = check(exercise, session)
     assert result.passed, result.detail
