@@ -149,6 +149,7 @@ CANDIDATES_ORDER = {
     "chosen, notes as earlier exchanges": (chosen, "qa", "dialogue"),
     "chosen, notes in the system message": (chosen, "qa", "system"),
     "k=1, notes as earlier exchanges": (top(1), "qa", "dialogue"),
+    "chosen, found by question and answer, sent as the answer": (chosen, "qa", "answer part"),
 }
 
 
@@ -186,6 +187,9 @@ def rule_in_place(session, rule, order: str = "best last"):
 # ---- prompt layouts: where the sent notes stand in the chat (the rule decides which) -----------------
 
 
+_MEMORY_MESSAGES = prompting.memory_messages  # taken before any swap
+
+
 def _exchange(note: str):
     """A "question? answer" note as (question, answer); None for a plain note."""
     question, mark, answer = note.partition("? ")
@@ -219,7 +223,14 @@ def system_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROMPT, p
     return [{"role": "system", "content": facts}, {"role": "user", "content": question}]
 
 
-LAYOUTS = {"dialogue": dialogue_messages, "system": system_messages}
+def answer_part_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROMPT, pinned=()):
+    """Found by question and answer, sent as the answer alone: a note's question in the prompt
+    may read as one more question to answer."""
+    sent = [pair[1] if (pair := _exchange(note)) else note for note in notes]
+    return _MEMORY_MESSAGES(question, sent, system=system, pinned=pinned)
+
+
+LAYOUTS = {"dialogue": dialogue_messages, "system": system_messages, "answer part": answer_part_messages}
 
 
 def remember(session, scenario, text: str) -> None:
