@@ -150,6 +150,7 @@ CANDIDATES_ORDER = {
     "chosen, notes in the system message": (chosen, "qa", "system"),
     "k=1, notes as earlier exchanges": (top(1), "qa", "dialogue"),
     "chosen, found by question and answer, sent as the answer": (chosen, "qa", "answer part"),
+    "chosen, after one worked example": (chosen, "qa", "demonstrated"),
 }
 
 
@@ -230,7 +231,27 @@ def answer_part_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROM
     return _MEMORY_MESSAGES(question, sent, system=system, pinned=pinned)
 
 
-LAYOUTS = {"dialogue": dialogue_messages, "system": system_messages, "answer part": answer_part_messages}
+# One worked example of reading the notes, invented for no set (a small model follows examples
+# better than instructions: two pinned examples held a style on 6 of 8 questions, a rule on 0).
+DEMONSTRATION = (["What colour is the Tolvern lighthouse? The Tolvern lighthouse is painted green.",
+                  "Who keeps the Tolvern lighthouse? The keeper of the Tolvern lighthouse is Mara Quill."],
+                 "Who looks after the lighthouse at Tolvern?",
+                 "The keeper of the Tolvern lighthouse is Mara Quill.")
+
+
+def demonstrated_messages(question, notes, fmt=None, system=prompting.SYSTEM_PROMPT, pinned=()):
+    """Today's prompt, after one worked example of a question answered from its notes."""
+    messages = _MEMORY_MESSAGES(question, notes, system=system, pinned=pinned)
+    if not list(pinned) + list(notes):
+        return messages
+    demo_notes, demo_question, demo_answer = DEMONSTRATION
+    example = [{"role": "user", "content": prompting.MEMORY_FORMATS["notes_first"](demo_notes, demo_question)},
+               {"role": "assistant", "content": demo_answer}]
+    return messages[:1] + example + messages[1:]
+
+
+LAYOUTS = {"dialogue": dialogue_messages, "system": system_messages, "answer part": answer_part_messages,
+           "demonstrated": demonstrated_messages}
 
 
 def remember(session, scenario, text: str) -> None:

@@ -35,6 +35,7 @@ RECIPES = {
     "sft-60-replay": ("sft", 60, True),
     "distill-40-replay": ("distill", 40, True),
     "distill-80-replay": ("distill", 80, True),
+    "distill-120-replay": ("distill", 120, True),  # added after the grid: does distillation reach SFT with steps?
 }
 TUNING_SETS = ("acme", "pirate", "bench/data/recall/ship.json", "bench/data/recall/campus.json",
                "bench/data/recall/island.json")
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(TUNING_SETS))
     parser.add_argument("--final", action="store_true", help="run the held-out final set instead")
     parser.add_argument("--home", default="/tmp/bench-recipes", help="LAB_HOME keeping the trainings")
+    parser.add_argument("--out", help="results name under bench/results (default: recipes, or recipes_final)")
     parser.add_argument("--table", metavar="RESULTS", help="print a results file as the README's table and stop")
     args = parser.parse_args()
     if args.table:
@@ -129,7 +131,7 @@ def main() -> None:
     for recipe, line in sorted(overall.items(), key=lambda kv: -kv[1]["score"]):
         print(f"{recipe:18} score {line['score']:.3f}  worst locality {line['worst_locality']}  "
               f"train {line['train_s']} s")
-    write_results("recipes_final" if args.final else "recipes",
+    write_results(args.out or ("recipes_final" if args.final else "recipes"),
                   {"recipes": {r: dict(zip(("method", "steps", "replay"), RECIPES[r])) for r in recipes},
                    "sets": [Path(s).stem for s in sets], "rows": rows, "overall": overall})
 
