@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab.consolidation import DEFAULT_METHOD, REPLAY_STEPS
+from lab.consolidation import DEFAULT_METHOD, DISTILL_STEPS, REPLAY_STEPS
 from lab.errors import LabError
 from lab.jobs import ConsolidationJob, TrainingJob
 from lab.learning import TrainingConfig
@@ -56,6 +56,9 @@ if not teacher:  # the measured defaults for a class; the knobs for exploring al
                               help="The model has 30 layers; only the top ones get an adapter. Fewer is faster.")
     paraphrases = left.checkbox("also train on paraphrases (scenarios)", key=key("paraphrases"),
                                 help="Adds each scenario item's rewordings to the training set.")
+if method == "distill" and steps < DISTILL_STEPS:
+    left.caption(f"Distillation learns a softer target than the answers' own words: about {DISTILL_STEPS} steps "
+                 "reach 0.9 of the memory arm's reliability (measured on five sets; 80 steps, on two of them).")
 if replay and steps < REPLAY_STEPS:
     right.caption(f"Replay shares the steps with your corrections: about {REPLAY_STEPS} steps learn them "
                   f"all (measured on acme; at 40, 13 of 20).")
