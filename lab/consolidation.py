@@ -149,7 +149,7 @@ def replay_examples(questions, engine) -> list[Example]:
 # ---- context distillation --------------------------------------------------------------------
 
 METHODS = ("sft", "distill")
-DEFAULT_METHOD = "sft"  # measured best with replay at 60 steps (bench/recipes.py); distill lost reliability
+DEFAULT_METHOD = "sft"  # with replay at 60 steps it scored above distillation, even at 120 (bench/recipes.py)
 # Rewordings a distilled question is also asked in: the teacher answers each with its notes,
 # so the adapter learns the fact under more than one phrasing. Wrappers, not paraphrases: a
 # scenario's paraphrases measure generalization and must stay unseen.
