@@ -14,7 +14,7 @@ import sys
 
 from lab import __version__
 from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
-from lab.consolidation import DEFAULT_METHOD, METHODS
+from lab.consolidation import DEFAULT_METHOD, DISTILL_STEPS, METHODS, default_steps
 from lab.errors import LabError
 from lab.learning import TrainingConfig
 
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--from-memory", action="store_true", help="train on the workspace memory")
     source.add_argument("--scenario", help="train on a scenario file or bundled scenario name")
     train.add_argument("--name", required=True, help="adapter name")
-    train.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    train.add_argument("--steps", type=int,
+                       help=f"training steps (default: {TrainingConfig.steps} for sft, {DISTILL_STEPS} for distill)")
     train.add_argument("--rank", type=int, default=TrainingConfig.rank)
     train.add_argument("--alpha", type=float, help="LoRA alpha (default: 2 x rank)")
     train.add_argument("--lr", type=float, default=TrainingConfig.learning_rate)
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     consolidate.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD)
     consolidate.add_argument("--retire", action="store_true",
                              help="move the verified memories out of the store (undo brings them back)")
-    consolidate.add_argument("--steps", type=int, default=TrainingConfig.steps)
+    consolidate.add_argument("--steps", type=int,
+                             help=f"training steps (default: {TrainingConfig.steps} for sft, {DISTILL_STEPS} for distill)")
     consolidate.add_argument("--replay", action=argparse.BooleanOptionalAction, default=TrainingConfig.replay,
                              help="replay the base model's answers while training (default: %(default)s)")
     consolidate.add_argument("--min-retrievals", type=int, default=3, help="candidates: sent into at least N answers")
@@ -422,7 +424,8 @@ def cmd_train(session, args):
     from lab.scenario import load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else None
-    config = TrainingConfig(steps=args.steps, rank=args.rank, alpha=args.alpha or 2.0 * args.rank,
+    steps = default_steps(args.method) if args.steps is None else args.steps  # each method's own default
+    config = TrainingConfig(steps=steps, rank=args.rank, alpha=args.alpha or 2.0 * args.rank,
                             learning_rate=args.lr, batch_size=args.batch_size, paraphrases=args.paraphrases,
                             top_layers=args.top_layers, layers=_parse_layers(args.layers),
                             replay=args.replay, seed=args.seed)
@@ -530,7 +533,8 @@ def cmd_consolidate(session, args):
         except ValueError:
             raise LabError(f"--ids must be whole numbers separated by commas, got {args.ids!r}") from None
         memories = [store.get(memory_id) for memory_id in ids]
-    config = TrainingConfig(steps=args.steps, replay=args.replay)
+    steps = default_steps(args.method) if args.steps is None else args.steps  # each method's own default
+    config = TrainingConfig(steps=steps, replay=args.replay)
     report = consolidate_memories(session, memories, name=args.name, method=args.method, retire=args.retire,
                                   config=config)
     verified = report["verified"]

@@ -124,6 +124,13 @@ REPLAY_STEPS = 60
 DISTILL_STEPS = 120
 
 
+def default_steps(method: str) -> int:
+    """How many steps a method trains when nobody says: distillation learns a softer target
+    than SFT's answer words and needs about twice as many (bench/recipes.py, README). An
+    explicit number (train --steps, the Learning page's slider) always wins."""
+    return DISTILL_STEPS if method == "distill" else TrainingConfig.steps
+
+
 def _direct_answer(question: str, answer: str, pattern: str) -> bool:
     """A short sentence holding the right answer, not merely repeating the question's words
     ("10 minus 5 is a classic math problem..." holds "5" but answers nothing)."""
@@ -225,7 +232,7 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
     from lab.adapters import validate_adapter_name
 
     started = time.perf_counter()
-    config = (config or TrainingConfig()).validate()
+    config = (config or TrainingConfig(steps=default_steps(method))).validate()
     validate_adapter_name(name)
     session.adapters.check_room(name)  # a full workspace is refused before minutes of training
     if method not in METHODS:

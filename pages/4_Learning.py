@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab.consolidation import DEFAULT_METHOD, DISTILL_STEPS, REPLAY_STEPS
+from lab.consolidation import DEFAULT_METHOD, DISTILL_STEPS, REPLAY_STEPS, default_steps
 from lab.errors import LabError
 from lab.jobs import ConsolidationJob, TrainingJob
 from lab.learning import TrainingConfig
@@ -34,7 +34,9 @@ method = st.radio("Learn", list(METHODS), index=list(METHODS).index(DEFAULT_METH
 scenario_name = (st.selectbox("Scenario", bundled_names(), key=key("scenario"))
                  if source == "a scenario" else None)
 left, right = st.columns(2)
-steps = left.slider("training steps", 5, 200, TrainingConfig.steps, 5, key=key("steps"),
+# Each method brings its own default (distillation needs about twice SFT's steps); the key
+# carries the method, so switching method resets the slider to that method's default.
+steps = left.slider("training steps", 5, 200, default_steps(method), 5, key=key(f"steps-{method}"),
                     help="How many small weight updates to make. More steps learn the corrections harder "
                          "and can disturb more of what the model knew.")
 rank, top_layers = TrainingConfig.rank, TrainingConfig.top_layers

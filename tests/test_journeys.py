@@ -207,7 +207,7 @@ def train_on_learning_page(page, scenario: str, name: str, *, replay: bool = Tru
         wait_until_quiet(page)
     assert page.locator(".st-key-learning-replay input[type='checkbox']").is_checked() == replay
     for _ in range(abs(steps_right)):  # the steps slider moves 5 at a time
-        page.locator(".st-key-learning-steps input[type='range']").press("ArrowRight" if steps_right > 0
+        page.locator(".st-key-learning-steps-sft input[type='range']").press("ArrowRight" if steps_right > 0
                                                                          else "ArrowLeft")
     wait_until_quiet(page)
     page.get_by_label("Adapter name").fill(name)

@@ -80,7 +80,7 @@ def test_learning_page_trains_off_thread_and_lists_the_adapter():
     lab = app.session_state["ui.lab"]
     lab.memory.add("The refund window at Acme Corp is 45 days.", question="What is the refund window at Acme Corp?",
                    answer="The refund window at Acme Corp is 45 days.")
-    app.slider(key="learning.steps").set_value(10)
+    app.slider(key="learning.steps-sft").set_value(10)
     app.text_input[0].input("v1")
     [b for b in app.button if b.label == "Train"][0].click().run()
     job = app.session_state["learning.job"]
