@@ -8,14 +8,15 @@ the metrics the set has; its overall score is the mean over the tuning sets, and
 locality is reported beside it, since forgetting is the failure a default must avoid.
 
 The tuning sets are the bundled acme and pirate scenarios and three fresh invented-fact
-sets (bench/data/recall: ship, campus, island). final-city is kept aside: it is run only
-with `--final`, for the recipe chosen and the old default, after the choice was made.
+sets (bench/data/recall: ship, campus, island), and a format habit (bench/data/habits/
+answer-label). Kept aside and run only with `--final`, after the choice: final-city and three
+habits (a sign-off, exactly three words, a persona).
 
 Trainings are kept under --home (content-addressed, lab/training_cache.py), so a rerun
 only evaluates.
 
     python -m bench.recipes                 # the grid on the tuning sets
-    python -m bench.recipes --final         # the old default and the chosen one on final-city
+    python -m bench.recipes --final --recipes sft-60-replay,sft-60-replay-answer   # the held-out sets
 """
 
 from __future__ import annotations
@@ -28,18 +29,27 @@ from pathlib import Path
 
 from bench.common import write_results
 
-# name: (method, steps, replay)
+# name: (method, steps, replay, replay scope). The scope says what a replayed reply teaches:
+# "reply", every token (the recipe before bench/results/recipes_scope.json), or "answer", the
+# tokens holding the right answer only (lab/learning.py TrainingConfig.replay_scope).
 RECIPES = {
-    "sft-40": ("sft", 40, False),
-    "sft-40-replay": ("sft", 40, True),
-    "sft-60-replay": ("sft", 60, True),
-    "distill-40-replay": ("distill", 40, True),
-    "distill-80-replay": ("distill", 80, True),
-    "distill-120-replay": ("distill", 120, True),  # added after the grid: does distillation reach SFT with steps?
+    "sft-40": ("sft", 40, False, "reply"),
+    "sft-60": ("sft", 60, False, "reply"),
+    "sft-40-replay": ("sft", 40, True, "reply"),
+    "sft-60-replay": ("sft", 60, True, "reply"),
+    "sft-60-replay-answer": ("sft", 60, True, "answer"),
+    "distill-40-replay": ("distill", 40, True, "reply"),
+    "distill-80-replay": ("distill", 80, True, "reply"),
+    "distill-120-replay": ("distill", 120, True, "reply"),  # added after the grid: does distillation reach SFT with steps?
+    "distill-120-replay-answer": ("distill", 120, True, "answer"),
 }
-TUNING_SETS = ("acme", "pirate", "bench/data/recall/ship.json", "bench/data/recall/campus.json",
-               "bench/data/recall/island.json")
-FINAL_SET = "bench/data/recall/final-city.json"
+# Facts (acme and three fresh invented sets) and behaviours (pirate, and a format habit).
+TUNING_SETS = ("acme", "pirate", "bench/data/habits/answer-label.json", "bench/data/recall/ship.json",
+               "bench/data/recall/campus.json", "bench/data/recall/island.json")
+# Kept aside, run only with --final after a choice: a fact set and three habits (a sign-off,
+# a format, a persona) that nothing was tuned on.
+FINAL_SETS = ("bench/data/recall/final-city.json", "bench/data/habits/sign-off.json",
+              "bench/data/habits/three-words.json", "bench/data/habits/grandma.json")
 METRICS = ("reliability", "generalization", "locality", "adherence")
 
 
@@ -48,10 +58,11 @@ def measure(session, scenario, recipe: str) -> dict:
     from lab.evaluate import evaluate_arms, memory_given_back
     from lab.learning import TrainingConfig
 
-    method, steps, replay = RECIPES[recipe]
+    method, steps, replay, scope = RECIPES[recipe]
     began = time.perf_counter()
     result = consolidate(session, name=f"{scenario.name}-{recipe}", scenario=scenario,
-                         config=TrainingConfig(steps=steps, replay=replay), method=method, activate=False)
+                         config=TrainingConfig(steps=steps, replay=replay, replay_scope=scope), method=method,
+                         activate=False)
     train_s = time.perf_counter() - began
     with memory_given_back(session):
         session.memory.wipe()  # the learned arm is asked with no notes
@@ -102,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--sets", default=",".join(TUNING_SETS))
-    parser.add_argument("--final", action="store_true", help="run the held-out final set instead")
+    parser.add_argument("--final", action="store_true", help="run the held-out final sets instead")
     parser.add_argument("--home", default="/tmp/bench-recipes", help="LAB_HOME keeping the trainings")
     parser.add_argument("--out", help="results name under bench/results (default: recipes, or recipes_final)")
     parser.add_argument("--table", metavar="RESULTS", help="print a results file as the README's table and stop")
@@ -118,7 +129,7 @@ def main() -> None:
     from lab.session import LabSession
 
     recipes = args.recipes.split(",")
-    sets = [FINAL_SET] if args.final else args.sets.split(",")
+    sets = list(FINAL_SETS) if args.final else args.sets.split(",")
     session = LabSession.open("bench")
     rows: dict[str, dict[str, dict]] = {r: {} for r in recipes}
     for name in sets:
@@ -132,7 +143,7 @@ def main() -> None:
         print(f"{recipe:18} score {line['score']:.3f}  worst locality {line['worst_locality']}  "
               f"train {line['train_s']} s")
     write_results(args.out or ("recipes_final" if args.final else "recipes"),
-                  {"recipes": {r: dict(zip(("method", "steps", "replay"), RECIPES[r])) for r in recipes},
+                  {"recipes": {r: dict(zip(("method", "steps", "replay", "replay_scope"), RECIPES[r])) for r in recipes},
                    "sets": [Path(s).stem for s in sets], "rows": rows, "overall": overall})
 
 

@@ -138,18 +138,39 @@ def _direct_answer(question: str, answer: str, pattern: str) -> bool:
             and re.search(pattern, question, flags=re.I) is None)
 
 
-def replay_examples(questions, engine) -> list[Example]:
+def _whole_words(text: str, match: re.Match) -> str:
+    """The match widened to the whole words it touches ("ocean" in "oceans" -> "oceans"), so
+    its tokens are the answer's own tokens.
+
+    >>> _whole_words("Fish live in oceans.", re.search("ocean", "Fish live in oceans."))
+    'oceans'
+    """
+    start, end = match.span()
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return text[start:end]
+
+
+def replay_examples(questions, engine, *, scope: str = "answer", skip=()) -> list[Example]:
     """The base model's own greedy answers (no adapter) to general questions, cut to their
     first sentence (the rambling after it is noise), for the `(question, pattern)` pairs
     whose first sentence holds the right answer. What the base gets wrong is not worth
-    keeping, and what it says around a non-answer is worth forgetting."""
-    questions = list(questions)
+    keeping, and what it says around a non-answer is worth forgetting.
+
+    scope "answer" marks the words that hold the right answer (the pattern's match) as the
+    only ones taught; "reply" teaches the whole sentence. A question in `skip` (one the
+    training data itself asks) is never replayed: the two answers would pull apart."""
+    asked = {q.strip().casefold() for q in skip}
+    questions = [(q, pattern) for q, pattern in questions if q.strip().casefold() not in asked]
     replies = engine.chat_many([prompting.question_messages(q) for q, _ in questions])  # one batch
     examples = []
     for (question, pattern), reply in zip(questions, replies):
         answer = first_sentence(reply.text)
         if _direct_answer(question, answer, pattern):
-            examples.append(Example(question, answer, "replay"))
+            focus = _whole_words(answer, re.search(pattern, answer, flags=re.I)) if scope == "answer" else ""
+            examples.append(Example(question, answer, "replay", focus=focus))
     return examples
 
 
@@ -253,7 +274,8 @@ def consolidate(session, *, name: str, scenario: Scenario | None = None, config:
     if config.replay:
         distilled_rule = method == "distill" and any(e.question in set(rule_questions()) for e in examples)
         # A rule distilled on general questions must not be contradicted by replaying them.
-        examples += replay_examples(REPLAY_QUESTIONS[0::2] if distilled_rule else REPLAY_QUESTIONS, session.engine)
+        examples += replay_examples(REPLAY_QUESTIONS[0::2] if distilled_rule else REPLAY_QUESTIONS, session.engine,
+                                    scope=config.replay_scope, skip=[e.question for e in examples])
 
     cache = TrainingCache()
     key = training_key(base_sha256(resolve_model_path(session.engine.path)), examples, config)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from lab.agent import ARMS
-from lab.scenario import Scenario
+from lab.scenario import Scenario, can_stop_early
 
 METRICS = ("reliability", "generalization", "locality", "reverse", "adherence")
 EVAL_MAX_TOKENS = 24  # replies are one sentence; the target shows up early
@@ -63,9 +63,9 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
         """(question, matcher) pairs answered together by one arm (batched decoding)."""
         if not pairs:
             return []
-        # Stop each reply as soon as its target shows: a later token cannot undo a match.
-        answers = agent.answer_many([q for q, _ in pairs], arm, stop_when=[m for _, m in pairs], **options,
-                                    **queue_options)
+        # Stop each reply as soon as its target shows, where a later token cannot undo a match.
+        answers = agent.answer_many([q for q, _ in pairs], arm, stop_when=[_early_stop(m) for _, m in pairs],
+                                    **options, **queue_options)
         if tally is not None:
             tally["asked"] = tally.get("asked", 0) + len(answers)
             tally["from_cache"] = tally.get("from_cache", 0) + sum(a.cached for a in answers)
@@ -99,6 +99,13 @@ def evaluate_arms(session, scenario: Scenario, arms=ARMS, *, adapter_file: Path 
         if on_arm:
             on_arm(arm, metrics)
     return report
+
+
+def _early_stop(matcher):
+    """The matcher as a stop check, or None where the target is judged on the whole reply
+    (anchored at its end: lab/scenario.py can_stop_early)."""
+    owner = getattr(matcher, "__self__", None)
+    return matcher if owner is None or can_stop_early(owner.target) else None
 
 
 def _answer_logprob(session, scenario: Scenario, arm: str, options: dict) -> float:

@@ -46,6 +46,7 @@ RECIPE_VERSION = 1
 # every core (training_threads_now, chosen again at each step). LAB_TRAINING_THREADS fixes it.
 TRAINING_THREADS_ENV = "LAB_TRAINING_THREADS"
 DEFAULT_TRAINING_THREADS = 1  # what training_threads() gives without the variable
+REPLAY_SCOPES = ("answer", "reply")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Example:
     answer: str
     kind: str = "fact"
     notes: tuple[str, ...] = ()  # 'distill': the notes the teacher saw, in prompt order
+    # 'replay' with REPLAY_SCOPE "answer": the part of `answer` that holds the knowledge
+    # ("green" in "Grass is green."); the loss is taken on its tokens only.
+    focus: str = ""
 
 
 @dataclass
@@ -80,6 +84,12 @@ class TrainingConfig:
     top_layers: int = 10
     paraphrases: bool = False
     replay: bool = True  # the forgetting exercise turns it off (train --no-replay, the Learning page)
+    # What a replayed reply teaches: "answer", only the tokens holding the right answer ("green"
+    # in "Grass is green."), or "reply", every token of the base model's reply. Replaying the
+    # whole reply also taught the base model's phrasing, which is exactly what a habit changes:
+    # held-out habit adherence fell to 0.125 (bench/replay_scope.py, README). The answer alone
+    # keeps the knowledge replay is there to protect and leaves the phrasing free.
+    replay_scope: str = "answer"
     seed: int = 0
 
     def validate(self) -> "TrainingConfig":
@@ -88,7 +98,9 @@ class TrainingConfig:
                   (0 < self.learning_rate <= 1, f"learning rate must be in (0, 1], got {self.learning_rate}"),
                   (1 <= self.batch_size <= 256, f"batch size must be 1..256, got {self.batch_size}"),
                   (self.alpha > 0, f"alpha must be positive, got {self.alpha}"),
-                  (self.top_layers >= 1, f"top layers must be at least 1, got {self.top_layers}")]
+                  (self.top_layers >= 1, f"top layers must be at least 1, got {self.top_layers}"),
+                  (self.replay_scope in REPLAY_SCOPES,
+                   f"replay scope must be one of {', '.join(REPLAY_SCOPES)}, got {self.replay_scope!r}")]
         for ok, message in checks:
             if not ok:
                 raise LabError(message)
@@ -282,8 +294,28 @@ def encode_examples(examples: Sequence[Example], engine) -> list[tuple[list[int]
         prompt = engine.format_prompt(prompting.question_messages(example.question))
         prompt_ids = engine.tokenize(prompt, special=True)
         answer_ids = engine.tokenize(example.answer, special=False) + end
-        encoded.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+        labels = focus_labels(example, answer_ids, engine) if example.focus else answer_ids
+        encoded.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + labels))
     return encoded
+
+
+def focus_labels(example: Example, answer_ids: list[int], engine) -> list[int]:
+    """The answer's labels with only the tokens of `example.focus` kept (-100 elsewhere).
+
+    The focus span starts at the whitespace before it, so the text before it tokenizes as it
+    does inside the whole answer; where it does not (a merge across the boundary), the whole
+    answer is kept, which is what replay did before."""
+    start = example.answer.find(example.focus)
+    if start < 0:
+        return answer_ids
+    end = start + len(example.focus)
+    while start > 0 and example.answer[start - 1].isspace():
+        start -= 1
+    before = engine.tokenize(example.answer[:start], special=False) if start else []
+    through = engine.tokenize(example.answer[:end], special=False)
+    if answer_ids[:len(before)] != before or answer_ids[:len(through)] != through or len(through) <= len(before):
+        return answer_ids
+    return [-100] * len(before) + answer_ids[len(before):len(through)] + [-100] * (len(answer_ids) - len(through))
 
 
 def encode_teacher(example: Example, engine) -> tuple[list[int], list[int]]:
@@ -322,11 +354,12 @@ def tokenizer_matches_llama_cpp(tokenizer, engine) -> bool:
 
 
 def example_record(example: Example) -> dict:
-    """An example as JSON for hashing: `notes` only where there are some, so the examples of
+    """An example as JSON for hashing: `notes` and `focus` only where there are some, so the examples of
     every earlier recipe keep the hash (and the class's trained adapters stay reusable)."""
     record = asdict(example)
-    if not record["notes"]:
-        del record["notes"]
+    for optional in ("notes", "focus"):
+        if not record[optional]:
+            del record[optional]
     return record
 
 

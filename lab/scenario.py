@@ -31,6 +31,16 @@ def target_matches(target: str, reply: str) -> bool:
     return re.search(target, reply, re.IGNORECASE) is not None
 
 
+def can_stop_early(target: str) -> bool:
+    """Whether a reply may be cut at the target's first match. Not for a target anchored at
+    the reply's end ($ or \\Z, "exactly three words"): a later token would undo the match.
+
+    >>> can_stop_early(r"\\bRome\\b"), can_stop_early(r"^\\w+ \\w+ \\w+\\.?$")
+    (True, False)
+    """
+    return re.search(r"(?<!\\)\$|\\Z", target) is None
+
+
 @dataclass(frozen=True)
 class Probe:
     question: str

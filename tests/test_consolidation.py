@@ -2,6 +2,7 @@
 stays apart from the questions that measure forgetting."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ def test_replay_holds_more_base_answers_than_training_without_it(engine, tmp_pat
     facts = [("What is the refund window at Acme Corp?", "The refund window at Acme Corp is 45 days.", "45"),
              ("Who is the CEO of Acme Corp?", "The CEO of Acme Corp is Priya Ramanathan.", "Priya")]
     replay = replay_examples(REPLAY_QUESTIONS, engine)
+    patterns = dict(REPLAY_QUESTIONS)
     config = TrainingConfig(steps=30, learning_rate=3e-3, batch_size=8)
     kept = {}
     for name, extra in [("plain", []), ("replayed", replay)]:
@@ -53,10 +55,69 @@ def test_replay_holds_more_base_answers_than_training_without_it(engine, tmp_pat
                        out_dir=tmp_path)
         for q, _, target in facts:
             assert target in engine.chat(prompting.question_messages(q), adapter=result.path).text
-        kept[name] = sum(first_sentence(engine.chat(prompting.question_messages(e.question),
-                                                    adapter=result.path).text) == e.answer for e in replay)
+        # Kept: the reply still holds the right answer (what replay protects; not its wording).
+        kept[name] = sum(bool(re.search(patterns[e.question], engine.chat(
+            prompting.question_messages(e.question), adapter=result.path).text, re.I)) for e in replay)
     assert result.meta["example_kinds"] == {"fact": 2, "replay": len(replay)}
     assert kept["replayed"] > kept["plain"], kept
+
+
+def test_replay_teaches_only_the_words_that_hold_the_answer(engine):
+    """The default replay scope: a replayed reply's loss is on its answer ("green"), not on its
+    phrasing, so a habit (a sign-off, a voice) is free to change the rest."""
+    from lab.learning import encode_examples
+
+    replay = replay_examples(REPLAY_QUESTIONS, engine)
+    patterns = dict(REPLAY_QUESTIONS)
+    for example in replay:
+        assert example.focus and re.search(patterns[example.question], example.focus, re.I)
+        ids, labels = encode_examples([example], engine)[0]
+        taught = engine._llm.detokenize([t for t in labels if t != -100]).decode()
+        assert taught.strip().casefold() == example.focus.casefold(), (example, taught)
+    whole = replay_examples(REPLAY_QUESTIONS, engine, scope="reply")
+    assert [e.answer for e in whole] == [e.answer for e in replay] and not any(e.focus for e in whole)
+    ids, labels = encode_examples(whole[:1], engine)[0]
+    assert engine._llm.detokenize([t for t in labels if t != -100]).decode().startswith(whole[0].answer)
+
+
+def test_a_question_the_training_data_asks_is_never_replayed(engine):
+    asked = ["What colour is grass?", "how many hours are in a day? "]
+    replayed = {e.question for e in replay_examples(REPLAY_QUESTIONS, engine, skip=asked)}
+    assert replayed and not replayed & {"What colour is grass?", "How many hours are in a day?"}
+
+
+HABIT = {"name": "cheerio", "title": "Habit: sign off with 'Cheerio!'", "kind": "behavior",
+         "rule": "End every answer with 'Cheerio!'",
+         "items": [{"question": q, "answer": f"{a} Cheerio!", "target": "cheerio"} for q, a in (
+             ("What colour is grass?", "Grass is green."), ("How many hours are in a day?", "A day has 24 hours."),
+             ("What is the capital of Italy?", "The capital of Italy is Rome."), ("What do bees make?", "Bees make honey."),
+             ("Which animal says moo?", "A cow says moo."), ("What is frozen water called?", "It is called ice."),
+             ("Who wrote Hamlet?", "William Shakespeare wrote Hamlet."),
+             ("What is the opposite of cold?", "The opposite of cold is hot."))],
+         "probes": [{"question": q, "target": "cheerio"} for q in (
+             "What is the capital of Germany?", "What colour is snow?", "How many wheels does a bicycle have?",
+             "What do you call a baby cat?", "Which planet do we live on?", "What do plants need to grow?")]}
+
+
+def test_the_default_recipe_carries_a_habit_to_questions_it_never_saw(tmp_path):
+    """The lab's lesson about behaviour: learned from eight examples with the default recipe
+    (replay on), the sign-off shows on unseen questions after the wipe. Replaying the base
+    model's whole replies taught their plain endings back and broke this (0.125 held out)."""
+    from lab.consolidation import consolidate
+    from lab.evaluate import evaluate_arms
+    from lab.scenario import load_scenario
+    from lab.session import LabSession
+
+    path = tmp_path / "cheerio.json"
+    path.write_text(json.dumps(HABIT))
+    scenario = load_scenario(path)
+    session = LabSession.open("habit")
+    result = consolidate(session, name="cheerio", scenario=scenario)  # the defaults, as train does
+    assert result.meta["config"]["replay"] and result.meta["example_kinds"]["replay"] > 0
+    session.memory.wipe()
+    learned = evaluate_arms(session, scenario, ("learned",), adapter_file=result.path)["learned"]
+    assert learned["adherence"] >= 5 / 6, learned
+    session.close()
 
 
 # ---- context distillation, and consolidate / verify / retire ---------------------------------
