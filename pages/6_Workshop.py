@@ -86,8 +86,18 @@ with st.container(border=True):
         st.markdown(f"**{answer.arm}:** {ui.literal_markdown(answer.answer)}")
         if answer.arm in ("memory", "both"):
             st.caption(sent_notes(answer.hits))
-    # Filled at the end of the run, after the exercises' buttons, so the counts include what they did.
     lab_status = st.empty()
+
+
+def show_status():
+    """The workspace line: drawn now, and again at the end of the run, after the exercises' buttons,
+    so its counts include what they did (a check that runs meanwhile leaves it in place)."""
+    count = len(lab.memory)
+    lab_status.caption(f"workspace `{lab.workspace.name}` · {count} {'memory' if count == 1 else 'memories'} · "
+                       f"adapter: {lab.adapters.active_name() or 'none'}")
+
+
+show_status()
 
 
 def training_panel():
@@ -287,9 +297,7 @@ for exercise, entry, slot in verdicts:
         slot.info(detail + " (You finished this exercise earlier; it stays done.)", icon=":material/info:")
     else:
         slot.warning(detail, icon=":material/cancel:")
-count = len(lab.memory)
-lab_status.caption(f"workspace `{lab.workspace.name}` · {count} {'memory' if count == 1 else 'memories'} · "
-                   f"adapter: {lab.adapters.active_name() or 'none'}")
+show_status()
 
 done = workshop.done_count(progress)
 bar.progress(done / len(workshop.EXERCISES), text=f"{done} of {len(workshop.EXERCISES)} exercises done")
