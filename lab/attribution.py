@@ -9,6 +9,7 @@ memory keeps count of how often it was tested so and how often it was decisive.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass
@@ -42,16 +43,24 @@ class Explanation:
                 "decisive": self.decisive}
 
 
-def explain(agent, question: str, *, arm: str = "memory", k: int = 3, min_score: float | None = None) -> Explanation:
-    """Leave each retrieved memory out in turn and see whether the answer changes."""
+def explain(agent, question: str, *, arm: str = "memory", k: int = 3, min_score: float | None = None,
+            on_progress: Callable[[int, int, str], None] | None = None) -> Explanation:
+    """Leave each retrieved memory out in turn and see whether the answer changes.
+    `on_progress(done, total, what)` hears of each answer before it is asked (one per sent memory,
+    plus the answer with all of them and the one without any)."""
     from lab.agent import DEFAULT_MIN_SCORE
 
+    report = on_progress or (lambda done, total, what: None)
     min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
+    report(0, 2, "answering with the memories")
     full = agent.answer(question, arm, k=k, min_score=min_score)
+    total = 2 + len(full.hits)
+    report(1, total, "answering without any memory")
     base_arm = "learned" if arm == "both" else "base"
     base = agent.answer(question, base_arm)
     ablations = []
-    for hit in full.hits:
+    for i, hit in enumerate(full.hits, 2):
+        report(i, total, f"answering without memory [{hit.id}] ({i - 1} of {len(full.hits)})")
         without = agent.answer(question, arm, k=k, min_score=min_score, exclude_ids={hit.id})
         ablations.append(Ablation(hit.id, hit.text, float(hit.score), without.answer, without.answer != full.answer,
                                   hit.pinned))

@@ -13,11 +13,15 @@ code that marks it are one screen apart.
 
 Exercises that need history (poison first, then repair; predict first, then run) keep
 what was seen in `ctx.state`, a JSON-able dict per exercise. The page holds all of them
-in one progress dict and saves it in the workspace (results/workshop.json).
+in one progress dict and saves it in the workspace (results/workshop.json). Beside each verdict,
+run_check keeps digests of what it judged (the memory, the adapters, the settings, the exercise's
+own inputs: `Exercise.looks_at`); once one of them changes, changed_since() says so and the page
+withdraws the verdict instead of showing a stale one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import weakref
@@ -51,6 +55,13 @@ class Context:
     session: Any  # lab.session.LabSession
     settings: LinkSettings = field(default_factory=LinkSettings)
     state: dict = field(default_factory=dict)
+    # Told what a check is doing while it runs (a check can take a minute and a half on a busy
+    # server): on_progress(done, total, what), e.g. (2, 10, "asking unrelated question 3 of 10").
+    on_progress: Callable[[int, int, str], None] | None = None
+
+    def progress(self, done: int, total: int, what: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total, what)
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,9 @@ class Exercise:
     goal: str
     steps: tuple[str, ...]
     check: Callable[[Context], CheckResult]
+    # What the verdict rests on (parts of lab_snapshot, and "state": the exercise's own inputs).
+    # When one of them changes, the verdict no longer holds and the page says so.
+    looks_at: tuple[str, ...] = ("memory", "adapters", "settings", "scenario", "state")
 
 
 # ---- pure helpers ------------------------------------------------------------------------
@@ -122,8 +136,15 @@ def _ask(ctx: Context, question: str, arm: str, **options) -> Answer:
                                     reply_cache=cache, **options)
 
 
+def _note(hit, limit: int = 60) -> str:
+    """A note that was sent, as pinned or retrieved: a pinned note goes into every prompt whatever
+    it scores, so its score would wrongly suggest it was chosen for this question."""
+    how = "pinned" if hit.pinned else f"score {hit.score:.2f}"
+    return f"[{hit.id}] {quote(hit.text, limit)} ({how})"
+
+
 def _hits(answer: Answer) -> str:
-    return ", ".join(f"[{h.id}] {quote(h.text, 60)} (score {h.score:.2f})" for h in answer.hits) or "none"
+    return ", ".join(_note(h) for h in answer.hits) or "none"
 
 
 def _need_adapter(ctx: Context) -> CheckResult | None:
@@ -142,20 +163,36 @@ REFUND_TARGET = r"\b45\b"
 
 
 def check_memory_answers(ctx: Context) -> CheckResult:
-    """Passes when the memory arm gives 45 days and the base arm (the same frozen model) does not."""
-    base, memory = _ask(ctx, REFUND_QUESTION, "base"), _ask(ctx, REFUND_QUESTION, "memory")
-    seen = f"memory arm said {quote(memory.answer)}; base arm said {quote(base.answer)}"
-    says = [target_matches(REFUND_TARGET, a.answer) for a in (memory, base)]
-    if says == [True, False]:
-        return CheckResult(True, f"{seen}. Same model, same question: only the retrieved note "
-                                 f"{_hits(memory)} made the difference.")
+    """Passes when the memory arm gives 45 days and the base arm (the same frozen model) does not.
+    What made the difference is *Why?*'s own leave-one-out (lab/attribution.py): only a note whose
+    removal loses the 45 is credited; a pinned rule that rides along is named as pinned."""
+    from lab.attribution import explain
+
+    why = explain(ctx.session.agent, REFUND_QUESTION, k=ctx.settings.k, min_score=ctx.settings.threshold,
+                  on_progress=ctx.progress)
+    seen = f"memory arm said {quote(why.answer)}; base arm said {quote(why.base_answer)}"
+    says = [target_matches(REFUND_TARGET, a) for a in (why.answer, why.base_answer)]
     if says[1]:
         return CheckResult(False, f"{seen}. The base arm already says 45, so memory fixed nothing here.")
-    if not memory.hits:
+    retrieved = [a for a in why.ablations if not a.pinned]
+    pinned = [a for a in why.ablations if a.pinned]
+    also = f" (pinned, sent whatever it scores: {', '.join(_note(a) for a in pinned)})" if pinned else ""
+    if not says[0] and not retrieved:
         return CheckResult(False, f"{seen}. No note was retrieved (k={ctx.settings.k}, threshold "
-                                  f"{ctx.settings.threshold:g}): remember the right refund window first.")
-    return CheckResult(False, f"{seen}. Retrieved: {_hits(memory)}, but the reply has no 45: "
-                              "is the right number in the note?")
+                                  f"{ctx.settings.threshold:g}){also}: remember the right refund window first.")
+    if not says[0]:
+        return CheckResult(False, f"{seen}. Sent: {', '.join(_note(a) for a in why.ablations)}, but the reply "
+                                  "has no 45: is the right number in the note?")
+    # Each note left out in turn, as *Why?* does: which ones the 45 depended on.
+    needed = [a for a in why.ablations if not target_matches(REFUND_TARGET, a.answer_without)]
+    others = [f"{_note(a)} {'changed only the wording' if a.changed else 'changed nothing'}"
+              for a in why.ablations if a not in needed]
+    credit = ("; ".join(f"without {_note(a)} it says {quote(a.answer_without, 60)}, so that note made the "
+                        "difference" for a in needed) if needed
+              else "no single note was needed on its own: each one left out, the others still carried the 45")
+    rest = f"; left out, {'; '.join(others)}" if others else ""
+    return CheckResult(True, f"{seen}. Same model, same question, each note left out in turn (as Why? does): "
+                             f"{credit}{rest}.")
 
 
 MEMORY_ANSWER = Exercise(
@@ -169,6 +206,7 @@ MEMORY_ANSWER = Exercise(
            "Ask again with the memory arm, then press **Check my work**: the memory arm must say 45 days, "
            "the base arm must not."),
     check=check_memory_answers,
+    looks_at=("memory", "settings"),
 )
 
 
@@ -187,7 +225,10 @@ def check_forgetting(ctx: Context) -> CheckResult:
         return missing
     adapter = ctx.session.adapters.active_name()
     known, forgotten = 0, []
-    for probe in _locality_questions(ctx.settings.scenario):
+    questions = _locality_questions(ctx.settings.scenario)
+    for number, probe in enumerate(questions, 1):
+        ctx.progress(number - 1, len(questions), f"asking unrelated question {number} of {len(questions)} "
+                                                 "(base arm, then learned arm)")
         options = dict(stop_when=probe.matches, max_tokens=EVAL_MAX_TOKENS)  # stop once the answer shows
         base = _ask(ctx, probe.question, "base", **options)
         if not probe.matches(base.answer):
@@ -225,6 +266,7 @@ FORGETTING = Exercise(
            "Nothing forgotten? Train again with more steps or a higher learning rate. Then tick *replay* again "
            "(with the default 60 steps: replay shares them) and see whether fewer facts are lost."),
     check=check_forgetting,
+    looks_at=("adapters", "scenario"),
 )
 
 
@@ -239,6 +281,7 @@ def check_poison_and_repair(ctx: Context) -> CheckResult:
     """Two stages, in order. Stage 1 is seen when a stored note saying Lyon is retrieved and the memory
     arm repeats it (recorded in ctx.state["poisoned"]). Stage 2 passes once, after that, no stored note
     says Lyon and the memory arm says Paris again."""
+    ctx.progress(0, 1, f"asking the memory arm {quote(POISON_QUESTION)}")
     answer = _ask(ctx, POISON_QUESTION, "memory")
     retrieved = [h for h in answer.hits if target_matches(POISON, h.text)]
     if retrieved and target_matches(POISON, answer.answer):
@@ -272,6 +315,7 @@ POISON_AND_REPAIR = Exercise(
            "Delete the note: **Undo the last memory change** above, or *Edit or delete* on the **Memory** page.",
            "Press **Check my work** again: Lyon must be gone from the store and the answer back to Paris (stage 2)."),
     check=check_poison_and_repair,
+    looks_at=("memory", "settings", "state"),
 )
 
 
@@ -287,26 +331,33 @@ def check_behaviour_generalises(ctx: Context) -> CheckResult:
     remembered = sum(item.correction_text in stored for item in pirate.items)
     if remembered < len(pirate.items) // 2:
         return CheckResult(False, f"Only {remembered} of the {len(pirate.items)} pirate examples are in memory: "
-                                  "load them (button below) and check again.")
+                                  "load them (Load the pirate examples into memory, above) and check again.")
     rule = stored.get(pirate.rule)
     if rule is None or not rule.pinned:
-        return CheckResult(False, "The pirate rule is not pinned yet: pin it (button below), so the check can "
-                                  "compare keeping the rule in every prompt with retrieving examples.")
+        return CheckResult(False, "The pirate rule is not pinned yet: pin it (Pin the pirate rule, above), so the "
+                                  "check can compare keeping the rule in every prompt with retrieving examples.")
     if missing := _need_adapter(ctx):
         return missing
     questions, n = [p.question for p in pirate.probes], len(pirate.probes)
     agent, options = ctx.session.agent, dict(k=ctx.settings.k, min_score=ctx.settings.threshold,
                                              max_tokens=EVAL_MAX_TOKENS)
-    ways = {"retrieved": agent.answer_many(questions, "memory", exclude_ids={rule.id}, **options),
-            "pinned": agent.answer_many(questions, "memory", **options),
-            "learned": agent.answer_many(questions, "learned", **options)}
-    base = agent.answer_many(questions, "base", **options)
-    followed = {way: sum(p.matches(a.answer) for p, a in zip(pirate.probes, answers))
-                for way, answers in ways.items()}
+    # Four batches of the ten questions; each is one call to the model, so progress is per batch.
+    asks = {"retrieved": ("memory without the rule", dict(exclude_ids={rule.id})),
+            "pinned": ("memory with the rule pinned", {}), "learned": ("the learned arm", {}),
+            "base": ("the base arm, for the token counts", {})}
+    ways = {}
+    for number, (way, (label, extra_options)) in enumerate(asks.items()):
+        ctx.progress(number, len(asks), f"asking the {n} held-out questions to {label} "
+                                        f"({number + 1} of {len(asks)})")
+        arm = way if way in ("learned", "base") else "memory"
+        ways[way] = agent.answer_many(questions, arm, **options, **extra_options)
+    base = ways.pop("base")
+    follows = {way: [p.matches(a.answer) for p, a in zip(pirate.probes, answers)]
+               for way, answers in ways.items()}
+    followed = {way: sum(marks) for way, marks in follows.items()}
     extra = {way: round(sum(a.prompt_tokens - b.prompt_tokens for a, b in zip(answers, base)) / n)
              for way, answers in ways.items()}
-    example = (f"e.g. {quote(questions[0])}: learned {quote(ways['learned'][0].answer, 50)}, "
-               f"pinned {quote(ways['pinned'][0].answer, 50)}")
+    example = habit_examples(questions, {way: [a.answer for a in answers] for way, answers in ways.items()}, follows)
     seen = (f"held-out questions answered like a pirate: examples retrieved {followed['retrieved']}/{n} "
             f"(+{extra['retrieved']} prompt tokens per answer), rule pinned {followed['pinned']}/{n} "
             f"(+{extra['pinned']} tokens), learned {followed['learned']}/{n} (+0: adapter "
@@ -315,6 +366,44 @@ def check_behaviour_generalises(ctx: Context) -> CheckResult:
         return CheckResult(True, f"{seen}. The adapter carries the habit in its weights; memory needs the rule "
                                  "in the prompt, and pays for it on every answer.")
     return CheckResult(False, f"{seen}. Learned is not ahead: train an adapter on the pirate scenario and check again.")
+
+
+def habit_examples(questions: list[str], replies: dict[str, list[str]], follows: dict[str, list[bool]]) -> str:
+    """Two quoted answers that agree with the counts beside them: one that shows the habit and one
+    that does not, each with the way (arm) that gave it. The learned arm's are preferred, and a
+    habit shown where the pinned rule missed it, since that is the contrast the exercise is about.
+
+    habit_examples(["Q1?", "Q2?"], {"learned": ["Madrid.", "Arr, Rome!"], "pinned": ["Madrid.", "Rome."]},
+                   {"learned": [False, True], "pinned": [False, False]})
+    -> 'with the habit: "Q2?" learned "Arr, Rome!" (pinned "Rome."); without it: "Q1?" learned "Madrid."'
+    """
+    ways = [w for w in ("learned", "pinned", "retrieved") if w in follows]
+
+    def find(want: bool) -> tuple[str, int] | None:
+        for way in ways:
+            indices = [i for i, ok in enumerate(follows[way]) if ok == want]
+            if want and way == "learned":  # where memory missed it: the adapter's advantage, shown
+                indices.sort(key=lambda i: follows.get("pinned", [False] * len(questions))[i])
+            if indices:
+                return way, indices[0]
+        return None
+
+    shown, missed = find(True), find(False)
+    parts = []
+    if shown:
+        way, i = shown
+        contrast = (f" (pinned {quote(replies['pinned'][i], 60)})"
+                    if way == "learned" and "pinned" in follows and not follows["pinned"][i] else "")
+        # Whole, or nearly: the habit may show only at the end ("…, matey").
+        parts.append(f"with the habit: {quote(questions[i])} {way} {quote(replies[way][i])}{contrast}")
+    else:
+        parts.append("no answer showed the habit")
+    if missed:
+        way, i = missed
+        parts.append(f"without it: {quote(questions[i])} {way} {quote(replies[way][i])}")
+    else:
+        parts.append("every answer showed it")
+    return "; ".join(parts)
 
 
 def remember_pirate_examples(session) -> int:
@@ -351,6 +440,7 @@ BEHAVIOUR = Exercise(
            "Press **Check my work**: ten held-out questions, never stored or trained on, go to memory without the "
            "rule, memory with it, and the learned arm. The learned arm must sound like a pirate more often."),
     check=check_behaviour_generalises,
+    looks_at=("memory", "adapters", "settings"),
 )
 
 
@@ -382,7 +472,7 @@ def check_wipe_prediction(ctx: Context) -> CheckResult:
     if not prediction:
         return CheckResult(False, "No prediction yet: choose keeps or loses for each arm and save it first.")
     if not report:
-        return CheckResult(False, "Prediction saved; now run the wipe test (button below).")
+        return CheckResult(False, "Prediction saved; now run the wipe test (Run the wipe test, above).")
     if ctx.state.get("report_at", 0) < ctx.state.get("predicted_at", 0):
         return CheckResult(False, "That wipe test ran before your latest prediction: run it again.")
     return compare_prediction(prediction, report["before"], report["after"])
@@ -394,12 +484,13 @@ WIPE_PREDICTION = Exercise(
     goal="Both memory and learning can fix the answers. If the memory is wiped, which fix survives? "
          "Commit to a guess before you look.",
     steps=("No adapter trained on the wipe test's scenario yet? Press **Train the learned arm** below first "
-           "(about a minute), so learning is in the test too.",
+           "(beside it: how long it should take on this server), so learning is in the test too.",
            "For the memory arm and the learned arm choose *keeps* or *loses* below and **Save my prediction**.",
            "Press **Run the wipe test** below (the same test as the **Wipe Test** page: remember the scenario, "
            "evaluate, wipe, evaluate again; your own memory is put back afterwards).",
            "Press **Check my work**: your prediction is compared with what survived."),
     check=check_wipe_prediction,
+    looks_at=("state",),
 )
 
 
@@ -418,6 +509,7 @@ def check_threshold(ctx: Context) -> CheckResult:
     at = replace(ctx, settings=replace(ctx.settings, threshold=threshold))
     leaked = memory.search(NEAR_MISS_QUESTION, k=k, min_score=threshold)
     if leaked:
+        ctx.progress(0, 1, f"asking the memory arm {quote(NEAR_MISS_QUESTION)}")
         answer = _ask(at, NEAR_MISS_QUESTION, "memory")
         return CheckResult(False, f"At threshold {threshold:.2f} the laptop question still pulls in "
                                   f"{_hits(answer)} and the memory arm says {quote(answer.answer)}: raise it.")
@@ -427,6 +519,7 @@ def check_threshold(ctx: Context) -> CheckResult:
         best = memory.search(REFUND_QUESTION, k=1, min_score=-1.0)
         return CheckResult(False, f"At threshold {threshold:.2f} the refund question retrieves no refund note "
                                   f"either (its best score is {best[0].score:.2f}): lower it.")
+    ctx.progress(0, 1, f"asking the memory arm {quote(REFUND_QUESTION)}")
     answer = _ask(at, REFUND_QUESTION, "memory")
     if not target_matches(REFUND_TARGET, answer.answer):
         return CheckResult(False, f"The refund note is retrieved but the memory arm says {quote(answer.answer)}.")
@@ -447,6 +540,7 @@ THRESHOLD = Exercise(
            "Raise the threshold until **Check my work** passes: the laptop question retrieves nothing while the "
            "refund question still gets its note."),
     check=check_threshold,
+    looks_at=("memory", "settings", "state"),
 )
 
 
@@ -476,14 +570,18 @@ def check_fact_changed(ctx: Context) -> CheckResult:
     old = [m for m in notes if target_matches(OLD_VALUE, m.text)]
     new = [m for m in notes if target_matches(NEW_VALUE, m.text)]
     if old:
-        hint = (" Edit it in place (the Memory page's *Edit or delete*, or the button below) to "
+        hint = (" Edit it in place (the Memory page's Edit or delete, or Edit the note in place above) to "
                 f"{quote(NEW_FACT)}." if not new else " Two notes now disagree: delete or edit the old one.")
         return CheckResult(False, f"Note [{old[0].id}] {quote(old[0].text, 60)} still names the old manager.{hint}")
     if not new:
-        return CheckResult(False, f"No note names the manager yet: remember {quote(OLD_FACT)} first (button below).")
+        return CheckResult(False, f"No note names the manager yet: remember {quote(OLD_FACT)} first (Remember the "
+                                  "old manager, above).")
     if missing := _need_adapter(ctx):
         return missing
-    memory, learned = _ask(ctx, CHANGED_QUESTION, "memory"), _ask(ctx, CHANGED_QUESTION, "learned")
+    ctx.progress(0, 2, f"asking the memory arm {quote(CHANGED_QUESTION)}")
+    memory = _ask(ctx, CHANGED_QUESTION, "memory")
+    ctx.progress(1, 2, "asking the learned arm the same question")
+    learned = _ask(ctx, CHANGED_QUESTION, "learned")
     seen = f"memory arm said {quote(memory.answer)}; learned arm said {quote(learned.answer)}"
     edited = new[0].updated_at != new[0].created_at
     how = f"note [{new[0].id}] was edited in place" if edited else f"note [{new[0].id}] names the new manager"
@@ -493,11 +591,12 @@ def check_fact_changed(ctx: Context) -> CheckResult:
     if target_matches(NEW_VALUE, learned.answer):
         return CheckResult(False, f"{seen}. The learned arm already names the new manager: its adapter "
                                   f"{ctx.session.adapters.active_name()!r} was trained on the new facts. Activate "
-                                  "one trained on the old facts (button below) and check again.", in_progress=True)
+                                  "one trained on the old facts (Train the learned arm on the old facts, above) "
+                                  "and check again.", in_progress=True)
     if not target_matches(OLD_VALUE, learned.answer):
         return CheckResult(False, f"{seen}. The learned arm names neither manager: its adapter "
                                   f"{ctx.session.adapters.active_name()!r} never learnt this fact. Train it on the "
-                                  "old facts (button below) and check again.")
+                                  "old facts (Train the learned arm on the old facts, above) and check again.")
     return CheckResult(True, f"{seen}. The {how}, and the very next answer used it; the adapter still holds "
                              "Tomasz Wierzbicki in its weights and will until it is retrained on the new facts "
                              "(the Update Test page times both).")
@@ -516,6 +615,7 @@ FACT_CHANGED = Exercise(
            "Press **Check my work**: the memory arm must name Amara Okafor, the learned arm still Tomasz "
            "Wierzbicki. Then open the **Update Test** page to time the edit against a retraining."),
     check=check_fact_changed,
+    looks_at=("memory", "adapters", "settings"),
 )
 
 # ---- 8. consolidate what proved itself: the note becomes weights, and retires ------------------------
@@ -550,15 +650,17 @@ def check_consolidated(ctx: Context) -> CheckResult:
 
     memory = ctx.session.memory
     if memory.find_text(CONSOLIDATE_NOTE) is not None:
-        return CheckResult(False, "The vacation note is still in memory: consolidate it on the **Learning** page "
-                                  "with *Retire the notes the adapter verifies* ticked.")
+        return CheckResult(False, "The vacation note is still in memory: consolidate it on the Learning page "
+                                  "with “Retire the notes the adapter verifies” ticked.")
     retired = [r for r in memory.retired() if r["text"] == CONSOLIDATE_NOTE]
     if not retired:
-        return CheckResult(False, f"No note says {quote(CONSOLIDATE_NOTE)} yet: press the button below first.")
+        return CheckResult(False, f"No note says {quote(CONSOLIDATE_NOTE)} yet: press Use the vacation note, "
+                                  "above, first.")
     adapter = retired[-1]["adapter"]
     if adapter not in [a.name for a in ctx.session.adapters.list()]:
         return CheckResult(False, f"The note was retired into the adapter {adapter!r}, which is gone now: undo the "
                                   "retirement on the Memory page and consolidate again.")
+    ctx.progress(0, 1, f"asking adapter {adapter!r}, with no note, {quote(CONSOLIDATE_QUESTION)}")
     learned = _ask(ctx, CONSOLIDATE_QUESTION, "learned", adapter=adapter)
     seen = f"adapter {adapter!r}, with no note, said {quote(learned.answer)}"
     if not target_matches(CONSOLIDATE_VALUE, learned.answer):
@@ -581,6 +683,7 @@ CONSOLIDATE = Exercise(
            "hour), keep *Retire the notes the adapter verifies* ticked, and press **Consolidate**.",
            "Press **Check my work**: the note must be retired, and its adapter must answer 28 without it."),
     check=check_consolidated,
+    looks_at=("memory", "adapters"),
 )
 
 
@@ -591,14 +694,101 @@ EXERCISES = (MEMORY_ANSWER, FORGETTING, POISON_AND_REPAIR, BEHAVIOUR, WIPE_PREDI
 # ---- running checks and keeping progress -------------------------------------------------------
 
 
-def run_check(exercise: Exercise, session, settings: LinkSettings, progress: dict) -> CheckResult:
-    """Run one exercise's check and record it in `progress` ({id: {"done", "result", "state"}}).
-    `done` stays true once the exercise has passed, even if later work undoes it."""
+def run_check(exercise: Exercise, session, settings: LinkSettings, progress: dict,
+              on_progress: Callable[[int, int, str], None] | None = None) -> CheckResult:
+    """Run one exercise's check and record it in `progress` ({id: {"done", "result", "judged", "state"}}).
+    `done` stays true once the exercise has passed, even if later work undoes it. `judged` holds
+    digests of what the verdict rests on, so a page can tell when it no longer holds."""
     entry = progress.setdefault(exercise.id, {})
-    result = exercise.check(Context(session, settings, entry.setdefault("state", {})))
+    state = entry.setdefault("state", {})
+    result = exercise.check(Context(session, settings, state, on_progress))
     entry["result"] = asdict(result)
+    entry["judged"] = judged(exercise, lab_snapshot(session, settings, exercise.looks_at), state)
     entry["done"] = bool(entry.get("done")) or result.passed
     return result
+
+
+# ---- does a verdict still hold? ------------------------------------------------------------------
+
+# What each part of a verdict's ground is called on the page.
+PART_NAMES = {"memory": "your memory", "adapters": "your adapters", "settings": "the settings (k, threshold)",
+              "scenario": "the scenario", "state": "what you saved in this exercise"}
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def lab_snapshot(session, settings: LinkSettings,
+                 parts=("memory", "adapters", "settings", "scenario")) -> dict[str, str]:
+    """Short digests of what checks look at: the memories' contents (times left out, so a wipe
+    test that gives the memory back leaves it equal), the adapters (a retrained file counts) and
+    the settings. Only the `parts` asked for are read."""
+    snapshot = {}
+    if "memory" in parts:
+        snapshot["memory"] = _digest([(m.id, m.text, m.question, m.answer, m.pinned) for m in session.memory.list()])
+    if "adapters" in parts:
+        snapshot["adapters"] = _digest([(a.name, a.active, a.path.stat().st_mtime_ns if a.path.exists() else 0)
+                                        for a in session.adapters.list()])
+    if "settings" in parts:
+        snapshot["settings"] = _digest([settings.k, float(settings.threshold)])
+    if "scenario" in parts:
+        snapshot["scenario"] = _digest(settings.scenario)
+    return snapshot
+
+
+def judged(exercise: Exercise, snapshot: dict[str, str], state: dict) -> dict[str, str]:
+    """The digests an exercise's verdict rests on: its `looks_at` parts of the snapshot, and its state."""
+    return {part: _digest(state) if part == "state" else snapshot[part] for part in exercise.looks_at}
+
+
+def changed_since(exercise: Exercise, entry: dict, snapshot: dict[str, str]) -> list[str]:
+    """What changed since the entry's verdict was given (names of PART_NAMES); [] while it holds,
+    or when the verdict predates these records.
+
+    changed_since(POISON_AND_REPAIR, {"judged": {"memory": "a", ...}}, {"memory": "b", ...}) -> ["memory"]"""
+    before = entry.get("judged")
+    if not isinstance(before, dict) or "result" not in entry:
+        return []
+    now = judged(exercise, snapshot, entry.get("state", {}))
+    return [part for part in exercise.looks_at if before.get(part) != now[part]]
+
+
+def stale_notice(changed: list[str], done: bool) -> str:
+    """One line for a verdict that no longer holds: stale_notice(["memory"], False) ->
+    'Your memory changed since the last check, so its verdict no longer holds: press Check my work again.'"""
+    what = " and ".join(PART_NAMES[part] for part in changed)
+    kept = " You finished this exercise earlier; it stays done." if done else ""
+    return f"{what[0].upper()}{what[1:]} changed since the last check, so its verdict no longer holds: press " \
+           f"Check my work again.{kept}"
+
+
+# ---- how long a training takes here --------------------------------------------------------------
+
+
+def training_estimate_s(steps: int) -> float:
+    """Seconds a training of `steps` steps should take on this server, to say before pressing Train:
+    the pace of the latest training stored here (its meta: setup and export, then train_seconds
+    over its steps), or before any, the README's measured rates (lab/experiments.py)."""
+    from lab.experiments import SECONDS_PER_ADAPTER, SECONDS_PER_TRAINING_STEP
+    from lab.training_cache import TrainingCache
+
+    def modified(path):
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    for path in sorted(TrainingCache().directory.glob("*/meta.json"), key=modified, reverse=True):
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            trained_steps, seconds, training = int(meta["config"]["steps"]), float(meta["seconds"]), \
+                float(meta["train_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged or half-written entry says nothing about the pace
+        if trained_steps > 0 and seconds >= training > 0:
+            return (seconds - training) + training / trained_steps * steps
+    return SECONDS_PER_ADAPTER + SECONDS_PER_TRAINING_STEP * steps
 
 
 def load_progress(workspace) -> dict:

@@ -8,9 +8,29 @@ from lab.agent import ARMS
 from lab.errors import LabError
 from lab.links import build_link
 from lab.jobs import TrainingJob
+from lab.learning import TrainingConfig
 from lab.scenario import bundled_names, load_scenario
 
 DONE_ICON, OPEN_ICON = ":material/check_circle:", ":material/radio_button_unchecked:"
+
+# TEMP until ui.literal_markdown lands (another branch adds it to ui.py; the lead deletes this block
+# at merge). Notes, questions and replies are data: each Markdown special character is escaped.
+if not hasattr(ui, "literal_markdown"):
+    import re
+
+    def _literal_markdown(text) -> str:
+        return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
+
+    ui.literal_markdown = _literal_markdown
+
+
+def sent_notes(hits) -> str:
+    """The notes an answer was sent, as literal text: pinned ones as pinned (they go into every
+    prompt whatever they score), retrieved ones with the score that chose them."""
+    pinned = "; ".join(f"[{h.id}] {ui.literal_markdown(h.text)}" for h in hits if h.pinned)
+    retrieved = "; ".join(f"[{h.id}] {ui.literal_markdown(h.text)} ({h.score:.2f})" for h in hits if not h.pinned)
+    return (f"pinned (in every prompt): {pinned} · " if pinned else "") + f"retrieved: {retrieved or 'none'}"
+
 
 st.set_page_config(page_title="Workshop · Memory vs Learning Lab", layout="wide")
 st.title("Workshop")
@@ -59,14 +79,25 @@ with st.container(border=True):
             else:
                 st.success(f"Remembered [{lab.memory.add(note, unique=True).id}].")
         if undo_col.button("Undo the last memory change", key=key("undo")):
-            st.info(lab.memory.undo())
+            st.info(ui.literal_markdown(lab.memory.undo()))
     except LabError as error:
         ui.show_error(error)
     if answer := st.session_state.get(key("answer")):
-        st.markdown(f"**{answer.arm}:** {answer.answer}")
-        st.caption("retrieved: " + ("; ".join(f"[{h.id}] {h.text} ({h.score:.2f})" for h in answer.hits) or "none"))
-    st.caption(f"workspace `{lab.workspace.name}` · {len(lab.memory)} memories · "
-               f"adapter: {lab.adapters.active_name() or 'none'}")
+        st.markdown(f"**{answer.arm}:** {ui.literal_markdown(answer.answer)}")
+        if answer.arm in ("memory", "both"):
+            st.caption(sent_notes(answer.hits))
+    lab_status = st.empty()
+
+
+def show_status():
+    """The workspace line: drawn now, and again at the end of the run, after the exercises' buttons,
+    so its counts include what they did (a check that runs meanwhile leaves it in place)."""
+    count = len(lab.memory)
+    lab_status.caption(f"workspace `{lab.workspace.name}` · {count} {'memory' if count == 1 else 'memories'} · "
+                       f"adapter: {lab.adapters.active_name() or 'none'}")
+
+
+show_status()
 
 
 def training_panel():
@@ -110,7 +141,9 @@ def wipe_helpers(state):
     if not (active and active.meta.get("source") == f"scenario:{scenario.name}"):
         why = (f"The active adapter **{active.name}** was not trained on {scenario.name}" if active
                else "No adapter is active")
-        st.info(f"{why}, so the learned arm would have nothing to keep or lose in this test.")
+        estimate = workshop.training_estimate_s(TrainingConfig().steps)  # the steps TrainingJob uses
+        st.info(f"{why}, so the learned arm would have nothing to keep or lose in this test. Training it takes "
+                f"about {estimate:.0f} s on this server, at the pace of its last training.")
         job = st.session_state.get(key("job"))
         if st.button(f"Train the learned arm on the {scenario.name} corrections first", key=key("train"),
                      disabled=bool(job and not job.finished)):
@@ -144,11 +177,14 @@ def wipe_helpers(state):
 
 
 def threshold_helpers(state):
-    state["threshold"] = st.slider("threshold for this exercise", 0.0, 1.0, 0.0, 0.05, key=key("exercise_threshold"))
+    # Starts where it was saved, so a reload does not undo the threshold the verdict was given at.
+    if key("exercise_threshold") not in st.session_state:
+        st.session_state[key("exercise_threshold")] = float(state.get("threshold", 0.0))
+    state["threshold"] = st.slider("threshold for this exercise", 0.0, 1.0, step=0.05, key=key("exercise_threshold"))
     if st.button("Ask the laptop question at this threshold", key=key("ask_laptop")):
         answer = lab.agent.answer(workshop.NEAR_MISS_QUESTION, "memory", k=settings.k, min_score=state["threshold"])
-        st.markdown(f"**memory:** {answer.answer}")
-        st.caption("retrieved: " + ("; ".join(f"[{h.id}] {h.text} ({h.score:.2f})" for h in answer.hits) or "none"))
+        st.markdown(f"**memory:** {ui.literal_markdown(answer.answer)}")
+        st.caption(sent_notes(answer.hits))
 
 
 
@@ -171,6 +207,8 @@ def fact_changed_panel():
 def fact_changed_helpers(state):
     from lab.update_test import default_config
 
+    st.caption(f"Training on the old facts takes about {workshop.training_estimate_s(default_config().steps):.0f} s "
+               "on this server, at the pace of its last training (a second if it was trained here before).")
     old_col, train_col, edit_col = st.columns(3)
     if old_col.button("Remember the old manager", key=key("fact_old")):
         st.success(f"Note [{workshop.remember_old_fact(lab)}] names the old manager.")
@@ -211,6 +249,7 @@ HELPERS = {"poison-repair": poison_helpers, "behaviour": behaviour_helpers,
            "consolidate": consolidate_helpers}
 
 first_open = next((e.id for e in workshop.EXERCISES if not progress.get(e.id, {}).get("done")), None)
+verdicts = []  # (exercise, entry, slot): drawn after every exercise's buttons have run
 for number, exercise in enumerate(workshop.EXERCISES, 1):
     entry = progress.setdefault(exercise.id, {})
     state = entry.setdefault("state", {})
@@ -223,8 +262,13 @@ for number, exercise in enumerate(workshop.EXERCISES, 1):
             if exercise.id in HELPERS:
                 HELPERS[exercise.id](state)
             if st.button("Check my work", key=key(f"check-{exercise.id}"), type="primary"):
-                with st.spinner("checking against the lab…"):
-                    result = workshop.run_check(exercise, lab, settings, progress)
+                shown = st.empty()
+
+                def show_progress(done, total, what):  # a check can take a minute or more: say which step
+                    shown.progress(min(1.0, done / total) if total else 0.0, text=f"Checking: {what}…")
+
+                show_progress(0, 1, "starting")
+                result = workshop.run_check(exercise, lab, settings, progress, show_progress)
                 workshop.save_progress(lab.workspace, progress)
                 # This one stays open with its verdict; once it passes, the next open exercise unfolds too.
                 following = [e.id for e in workshop.EXERCISES[number:] if not progress.get(e.id, {}).get("done")]
@@ -232,18 +276,28 @@ for number, exercise in enumerate(workshop.EXERCISES, 1):
                 st.rerun()  # redraw the marks and the progress bar
         except LabError as error:
             ui.show_error(error)
-        if result := entry.get("result"):
-            if result["passed"]:
-                st.success(result["detail"], icon=":material/check_circle:")
-            elif result.get("in_progress"):
-                st.info(result["detail"], icon=":material/pending:")
-            elif entry.get("done"):
-                st.info(result["detail"] + " (You finished this exercise earlier; it stays done.)",
-                        icon=":material/info:")
-            else:
-                st.warning(result["detail"], icon=":material/cancel:")
+        verdicts.append((exercise, entry, st.empty()))
         if not teacher and st.toggle("raw details", key=key(f"raw-{exercise.id}")):
             st.json(entry)
+
+# The verdicts and the status line, now that every button of this run has done its work: a verdict
+# whose ground (memory, adapters, settings, the exercise's inputs) changed since is withdrawn.
+snapshot = workshop.lab_snapshot(lab, settings)
+for exercise, entry, slot in verdicts:
+    if not (result := entry.get("result")):
+        continue
+    detail = ui.literal_markdown(result["detail"])  # it quotes notes and replies: data, not Markdown
+    if changed := workshop.changed_since(exercise, entry, snapshot):
+        slot.info(workshop.stale_notice(changed, bool(entry.get("done"))), icon=":material/update:")
+    elif result["passed"]:
+        slot.success(detail, icon=":material/check_circle:")
+    elif result.get("in_progress"):
+        slot.info(detail, icon=":material/pending:")
+    elif entry.get("done"):
+        slot.info(detail + " (You finished this exercise earlier; it stays done.)", icon=":material/info:")
+    else:
+        slot.warning(detail, icon=":material/cancel:")
+show_status()
 
 done = workshop.done_count(progress)
 bar.progress(done / len(workshop.EXERCISES), text=f"{done} of {len(workshop.EXERCISES)} exercises done")

@@ -233,7 +233,7 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     page.locator(".st-key-workshop-note input").press("Enter")
     wait_until_quiet(page)
     click_and_wait(page, exercise_button(page, "memory-answer", "remember"))
-    assert "only the retrieved note" in check(page, "memory-answer")
+    assert "made the difference" in check(page, "memory-answer")
     assert "1 of 8 exercises done" in progress_text(page)
 
     # 2. Show forgetting: train on pirate (Learning page), check; then with replay, check again.
@@ -296,6 +296,32 @@ def test_a_student_does_the_six_exercises_in_order_with_a_reload(server, browser
     wait_until_quiet(page)
     assert "6 of 8 exercises done" in progress_text(page)
     assert REFUND_NOTE in stored_texts(lab_home, workspace)
+    no_exception(page)
+    page.close()
+
+
+def test_the_workshop_status_follows_a_poison_stored_again(server, browser, lab_home):
+    """Exercise 3 after its repair: remembering the poison again shows in the header's memory count
+    at once, and the "Repaired" verdict, whose memory is gone, is withdrawn."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{server}/Workshop")
+    wait_until_quiet(page)
+    workspace = workspace_of(page)
+    click_and_wait(page, exercise_button(page, "poison-repair", "poison"))
+    assert "Stage 1 of 2 done" in check(page, "poison-repair")
+    click_and_wait(page, page.locator(".st-key-workshop-undo button"))
+    assert "Repaired" in check(page, "poison-repair")
+    assert "· 0 memories ·" in page.locator("body").inner_text()
+
+    click_and_wait(page, exercise_button(page, "poison-repair", "poison"))  # the poison, stored again
+    wait_until_quiet(page)
+    assert stored_texts(lab_home, workspace) == ["The capital of France is Lyon."]
+    assert "· 1 memory ·" in page.locator("body").inner_text()
+    expander = page.locator("[data-testid='stExpander']").filter(
+        has=page.locator(".st-key-workshop-check-poison-repair"))
+    verdict = expander.locator("[data-testid='stAlert']").last.inner_text()
+    assert "Your memory changed since the last check" in verdict and "Repaired" not in expander.inner_text()
+    shot(page, "journey-workshop-stale-verdict")
     no_exception(page)
     page.close()
 

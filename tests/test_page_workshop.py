@@ -69,6 +69,42 @@ def test_the_teacher_toggle_writes_the_link():
     assert not [w for w in app.number_input if w.key == "workshop.k"]
 
 
+def lab_status(app) -> str:
+    """The status line under Try it here: workspace, memory count, adapter."""
+    return [c.value for c in app.caption if c.value.startswith("workspace `")][0]
+
+
+def test_notes_and_replies_are_shown_literally_and_a_pinned_note_as_pinned():
+    import ui
+
+    app = workshop()
+    lab = app.session_state["ui.lab"]
+    text = "**markdown** and a [link](javascript:alert(1))"
+    rule = lab.remember(text, pinned=True)
+    app.text_input(key="workshop.note").input("The refund window at Acme Corp is 45 days.")
+    app.button(key="workshop.remember").click().run()
+    app.button(key="workshop.ask").click().run()
+    assert not app.exception
+    [sent] = [c.value for c in app.caption if "retrieved:" in c.value]
+    # Pinned, not "retrieved … (0.16)": it goes into every prompt whatever it scores; its text escaped.
+    assert sent.startswith(f"pinned (in every prompt): [{rule.id}] {ui.literal_markdown(text)} · retrieved: [")
+    assert "\\*\\*markdown\\*\\*" in sent and "\\[link\\]\\(" in sent
+    answer = app.session_state["workshop.answer"]
+    assert f"**memory:** {ui.literal_markdown(answer.answer)}" in [m.value for m in app.markdown]
+    app.button(key="workshop.check-memory-answer").click().run()
+    [verdict] = [s.value for s in app.success if s.icon == ":material/check_circle:"]
+    assert "\\*\\*markdown\\*\\*" in verdict and ui.literal_markdown("(pinned)") in verdict
+    assert "**markdown**" not in verdict
+
+
+def test_the_markdown_fallback_escapes_every_special_character():
+    import ui
+
+    workshop()  # the page defines it until ui.py has its own
+    for mark in "\\`*_{}[]()#+-.!|<>~$":
+        assert ui.literal_markdown(mark) == "\\" + mark, mark
+
+
 def test_exercise_one_on_an_empty_memory_shows_a_cross_and_what_was_seen():
     app = workshop()
     app.button(key="workshop.check-memory-answer").click().run()
@@ -109,11 +145,25 @@ def test_poison_and_repair_through_the_page_helpers():
     assert not app.exception
     assert any("Repaired" in s.value for s in app.success)
     assert app.get("progress")[0].proto.text == "1 of 8 exercises done"
+    assert "· 0 memories ·" in lab_status(app)
+    # The poison, stored again: the header counts it at once, and "Repaired" no longer holds.
+    app.button(key="workshop.poison").click().run()
+    assert not app.exception and len(app.session_state["ui.lab"].memory) == 1
+    assert "· 1 memory ·" in lab_status(app)
+    assert not any("Repaired" in s.value for s in app.success)
+    assert any(i.value.startswith("Your memory changed since the last check") and "stays done" in i.value
+               for i in app.info)
 
 
 def test_the_wipe_test_runs_only_after_a_prediction_is_saved():
+    from lab.learning import TrainingConfig
+    from lab.workshop import training_estimate_s
+
     app = workshop()
     assert app.button(key="workshop.run_wipe").disabled
+    # How long its training takes, from the measured rate rather than "about a minute".
+    expected = f"Training it takes about {training_estimate_s(TrainingConfig().steps):.0f} s on this server"
+    assert any(expected in i.value for i in app.info)
     app.radio(key="workshop.predict-memory").set_value("loses")
     app.button(key="workshop.save_prediction").click().run()
     assert not app.exception and not app.button(key="workshop.run_wipe").disabled

@@ -61,6 +61,16 @@ def test_exercises_have_what_the_page_shows():
         assert exercise.title and exercise.goal and len(exercise.steps) >= 2 and callable(exercise.check)
 
 
+def test_the_readme_counts_the_exercises_the_app_has():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [row] = [line for line in readme.splitlines() if line.startswith("| **Workshop** |")]
+    count = {7: "seven", 8: "eight", 9: "nine", 10: "ten"}[len(workshop.EXERCISES)]
+    assert f"| {count} guided exercises" in row, row
+    assert all(e.title.split()[0].lower() in row.lower() for e in workshop.EXERCISES[-1:])  # the last one named
+
+
 def test_the_refund_fact_is_acmes_first_item():
     item = load_scenario("acme").items[0]
     assert (item.question, item.answer) == (workshop.REFUND_QUESTION, workshop.REFUND_NOTE)
@@ -85,13 +95,56 @@ def test_compare_prediction_on_handmade_reports():
 
 def test_run_check_records_done_and_it_stays_done():
     calls = iter([True, False])
-    exercise = workshop.Exercise("x", "t", "g", ("a", "b"), lambda ctx: CheckResult(next(calls), "seen"))
+    exercise = workshop.Exercise("x", "t", "g", ("a", "b"), lambda ctx: CheckResult(next(calls), "seen"),
+                                 looks_at=("state",))
     progress = {}
     run_check(exercise, None, LinkSettings(), progress)
     run_check(exercise, None, LinkSettings(), progress)
     assert progress["x"] == {"state": {}, "result": {"passed": False, "detail": "seen", "in_progress": False},
-                             "done": True}
+                             "judged": {"state": workshop._digest({})}, "done": True}
     assert workshop.done_count(progress) == 1
+
+
+def test_a_verdict_is_withdrawn_when_what_it_judged_changes():
+    exercise = workshop.Exercise("x", "t", "g", ("a", "b"), lambda ctx: CheckResult(True, "seen"),
+                                 looks_at=("state",))
+    progress = {}
+    run_check(exercise, None, LinkSettings(), progress)
+    assert workshop.changed_since(exercise, progress["x"], {}) == []
+    progress["x"]["state"]["prediction"] = {"memory": "keeps"}  # a new prediction: the old verdict judged another
+    assert workshop.changed_since(exercise, progress["x"], {}) == ["state"]
+    assert workshop.stale_notice(["memory", "adapters"], True) == (
+        "Your memory and your adapters changed since the last check, so its verdict no longer holds: press Check "
+        "my work again. You finished this exercise earlier; it stays done.")
+    assert workshop.changed_since(exercise, {"result": {}, "state": {}}, {}) == []  # saved before these records
+
+
+def test_habit_examples_quote_one_answer_with_the_habit_and_one_without():
+    questions = ["What is the capital of Spain?", "What colour is the sky?", "How many legs has a spider?"]
+    replies = {"learned": ["The capital of Spain is Madrid.", "Arr, blue as the sea, matey!", "Arr, eight!"],
+               "pinned": ["Madrid.", "Blue.", "Arr, eight legs!"]}
+    follows = {"learned": [False, True, True], "pinned": [False, False, True]}
+    text = workshop.habit_examples(questions, replies, follows)
+    # The habit: the learned arm where the pinned rule missed it; and the first question, which it missed.
+    assert text == ('with the habit: "What colour is the sky?" learned "Arr, blue as the sea, matey!" (pinned '
+                    '"Blue."); without it: "What is the capital of Spain?" learned "The capital of Spain is Madrid."')
+    everywhere = workshop.habit_examples(questions, replies, {"learned": [True] * 3, "pinned": [True, False, True]})
+    assert 'without it: "What colour is the sky?" pinned "Blue."' in everywhere  # learned never missed it
+    assert "no answer showed the habit" in workshop.habit_examples(questions, replies,
+                                                                   {"learned": [False] * 3, "pinned": [False] * 3})
+
+
+def test_a_training_estimate_comes_from_the_last_training_measured_here():
+    from lab.experiments import SECONDS_PER_ADAPTER, SECONDS_PER_TRAINING_STEP
+    from lab.training_cache import TrainingCache
+
+    assert workshop.training_estimate_s(60) == SECONDS_PER_ADAPTER + 60 * SECONDS_PER_TRAINING_STEP  # nothing yet
+    entry = TrainingCache().entry("k" * 64)
+    entry.mkdir(parents=True)
+    # A training of 60 steps that took 110 s: 100 s of steps, 10 s of setup and export.
+    (entry / "meta.json").write_text(json.dumps({"config": {"steps": 60}, "seconds": 110.0, "train_seconds": 100.0}))
+    assert workshop.training_estimate_s(60) == pytest.approx(110.0)
+    assert workshop.training_estimate_s(120) == pytest.approx(210.0)
 
 
 def test_progress_is_saved_in_the_workspace(session):
@@ -112,6 +165,25 @@ def test_memory_answer_fails_on_an_empty_memory_and_passes_after_the_correction(
     fixed = check(workshop.MEMORY_ANSWER, session)
     assert fixed.passed, fixed.detail
     assert 'memory arm said "The refund window at Acme Corp is 45 days."' in fixed.detail
+
+
+def test_memory_answer_credits_the_note_by_leaving_each_out_and_names_a_pinned_rule_as_pinned(session):
+    # A student's copy of a lab with a pinned rule: the rule rides in every prompt whatever it scores.
+    rule = session.remember("Always answer in one short sentence.", pinned=True)
+    note = session.memory.add(workshop.REFUND_NOTE)
+    steps = []
+    result = run_check(workshop.MEMORY_ANSWER, session, LinkSettings(), {},
+                       on_progress=lambda done, total, what: steps.append((done, total, what)))
+    assert result.passed, result.detail
+    assert f"[{rule.id}] \"Always answer in one short sentence.\" (pinned)" in result.detail
+    assert f"[{rule.id}] \"Always answer in one short sentence.\" (score" not in result.detail  # never a score
+    assert f"without [{note.id}]" in result.detail and "so that note made the difference" in result.detail
+    assert result.detail.count("made the difference") == 1  # the rule is not credited
+    # Progress, step by step (Why?'s own leave-one-out: every note, none, then each left out).
+    assert [s[2] for s in steps] == ["answering with the memories", "answering without any memory",
+                                     f"answering without memory [{rule.id}] (1 of 2)",
+                                     f"answering without memory [{note.id}] (2 of 2)"]
+    assert all(done < total for done, total, _ in steps)
 
 
 def test_memory_answer_fails_when_the_note_is_kept_out_by_the_threshold(session):
@@ -142,6 +214,34 @@ def test_poison_then_repair_passes_only_in_that_order(session):
     assert repaired.passed, repaired.detail
     assert "Lyon" in repaired.detail and "Paris" in repaired.detail
     json.dumps(state)  # the page saves it in the workspace
+
+
+def test_a_verdict_no_longer_holds_once_the_poison_is_stored_again(session):
+    progress, settings = {}, LinkSettings()
+    bad = session.memory.add(workshop.POISON_NOTE)
+    assert "Stage 1 of 2 done" in run_check(workshop.POISON_AND_REPAIR, session, settings, progress).detail
+    session.memory.delete(bad.id)
+    assert run_check(workshop.POISON_AND_REPAIR, session, settings, progress).passed
+    entry = progress[workshop.POISON_AND_REPAIR.id]
+    assert workshop.changed_since(workshop.POISON_AND_REPAIR, entry, workshop.lab_snapshot(session, settings)) == []
+    session.memory.add(workshop.POISON_NOTE)  # Remember the wrong note, again: "Repaired" no longer holds
+    assert workshop.changed_since(workshop.POISON_AND_REPAIR, entry, workshop.lab_snapshot(session, settings)) == \
+        ["memory"]
+    session.memory.undo()  # the memory it judged is back, and so is the verdict
+    assert workshop.changed_since(workshop.POISON_AND_REPAIR, entry, workshop.lab_snapshot(session, settings)) == []
+    other = LinkSettings(k=1)
+    assert workshop.changed_since(workshop.POISON_AND_REPAIR, entry, workshop.lab_snapshot(session, other)) == \
+        ["settings"]
+
+
+def test_only_0_pirate_examples_no_longer_holds_once_they_are_added(session):
+    progress, settings = {}, LinkSettings()
+    result = run_check(workshop.BEHAVIOUR, session, settings, progress)
+    assert "Only 0 of the 12 pirate examples" in result.detail
+    assert "(Load the pirate examples into memory, above)" in result.detail  # the button is above the verdict
+    workshop.remember_pirate_examples(session)
+    assert workshop.changed_since(workshop.BEHAVIOUR, progress["behaviour"],
+                                  workshop.lab_snapshot(session, settings)) == ["memory"]
 
 
 def test_a_repair_without_the_poison_being_seen_does_not_pass(session):
@@ -220,8 +320,14 @@ def test_forgetting_needs_an_adapter(session):
 
 
 def test_forgetting_names_a_question_the_learned_arm_now_gets_wrong(trained):
-    result = check(workshop.FORGETTING, trained)
+    steps = []
+    before = lab_state(trained)
+    result = run_check(workshop.FORGETTING, trained, LinkSettings(), {},
+                       on_progress=lambda done, total, what: steps.append((done, total, what)))
+    assert lab_state(trained) == before
     assert result.passed, result.detail
+    total = len(load_scenario("acme").locality[:workshop.MAX_LOCALITY])
+    assert steps[2] == (2, total, f"asking unrelated question 3 of {total} (base arm, then learned arm)")
     locality = [p.question for p in load_scenario("acme").locality]
     assert "forgot" in result.detail and any(question in result.detail for question in locality)
     assert "→ learned" in result.detail
@@ -243,6 +349,14 @@ def test_behaviour_generalises_with_the_adapter_not_with_memory(trained):
         r"\(\+(\d+) tokens\), learned (\d+)/10", result.detail).groups())
     assert learned > max(retrieved, pinned) and "adapter 'pirate'" in result.detail
     assert pinned_tokens >= trained.pinned_tokens() > 0  # the rule rides in every prompt
+    # The quoted answers agree with the counts: the one "with the habit" sounds like a pirate.
+    pirate = load_scenario("pirate")
+    quoted = re.search(r'with the habit: "([^"]+)" learned "([^"]+)"', result.detail)
+    assert quoted, result.detail
+    probe = next(p for p in pirate.probes if p.question == quoted.group(1))
+    assert probe.matches(quoted.group(2).rstrip("…"))
+    if learned < 10:
+        assert "without it:" in result.detail
 
 
 # ---- 7. a fact changed --------------------------------------------------------------------------
@@ -286,7 +400,7 @@ def test_consolidate_passes_once_the_proven_note_is_retired_into_an_adapter_that
 
     exercise = workshop.CONSOLIDATE
     assert exercise in workshop.EXERCISES
-    assert "press the button below first" in check(exercise, session).detail
+    assert "press Use the vacation note, above, first" in check(exercise, session).detail  # the button is above the verdict
     assert "was sent into 4 answers" in workshop.prove_vacation_note(session)  # three asks and Why?'s answer
     note = session.memory.find_text(workshop.CONSOLIDATE_NOTE)
     assert "still in memory" in check(exercise, session).detail
