@@ -11,6 +11,7 @@ module writes the answer into the address and draws *Share this lab* in every si
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import fields, replace
 from urllib.parse import urlsplit
@@ -24,6 +25,29 @@ from lab.session import LabSession
 from lab.workspace import mark_used
 
 LINK_FIELDS = tuple(f.name for f in fields(LinkSettings))
+
+# Every ASCII punctuation mark may be backslash-escaped in CommonMark, and escaping them all
+# also covers Streamlit's own additions ($math$, :red[colour], :material/icons:, :emoji:).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+
+
+def literal_markdown(text: str) -> str:
+    """`text` escaped so st.markdown (and st.caption, st.info…) shows it exactly as typed.
+
+    Notes, questions and replies are data, not formatting: a note `**bold** [link](javascript:x)`
+    must not become bold text and a clickable link. Line breaks stay line breaks, and an
+    indented line stays indented instead of turning into a code block.
+
+    literal_markdown("**hi** [a](b)") -> '\\*\\*hi\\*\\* \\[a\\]\\(b\\)'
+    """
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    escaped = _PUNCTUATION.sub(r"\\\1", text)
+    # Leading blanks as no-break spaces: four spaces would start a code block, and a line of
+    # blanks alone would end the paragraph.
+    escaped = _INDENT.sub(lambda m: "\u00a0" * len(m.group().expandtabs(4)), escaped)
+    escaped = "\n".join(line if line.strip() else "\u00a0" for line in escaped.split("\n"))
+    return escaped.replace("\n", "  \n")  # a hard line break: a soft one would show as a space
 
 
 def keys(page: str):
