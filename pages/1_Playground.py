@@ -93,14 +93,14 @@ def cache_note(arm: str, result) -> str | None:
     already asked" hid that. Call it before recording this arm's own prompt."""
     if not result.cached:
         return None
-    origin = st.session_state.get(key("sent"), {}).get(sent_key(result))
-    if origin is None:
+    senders = st.session_state.get(key("sent"), {}).get(sent_key(result), {})
+    if not senders:
         who = "someone in the class (or an evaluation) already sent this exact prompt with these weights"
     else:
-        sender, at = origin
-        whose = f"the {sender} arm" if sender != arm else f"this {arm} arm"
-        who = f"{whose} sent this exact prompt{' with the same adapter' if result.adapter else ''} " \
-              f"{ago(max(0.0, time.time() - at))} ago"
+        # The same arm asked before if it did (the base arm's prompt never changes); else the latest other arm.
+        sender = arm if arm in senders else max(senders, key=senders.get)
+        who = f"the {sender} arm sent this exact prompt{' with the same adapter' if result.adapter else ''} " \
+              f"{ago(max(0.0, time.time() - senders[sender]))} ago"
     return (f":material/cached: From the class's reply cache: {who}. Greedy decoding is deterministic, so "
             "generating it again would give the very same reply.")
 
@@ -112,8 +112,8 @@ def sent_key(result) -> tuple:
 
 
 def record_sent(arm: str, result) -> None:
-    sent = st.session_state.setdefault(key("sent"), {})
-    sent[sent_key(result)] = (arm, time.time())
+    sent = st.session_state.setdefault(key("sent"), {})  # (prompt, adapter, its file's time) -> {arm: when}
+    sent.setdefault(sent_key(result), {})[arm] = time.time()
     while len(sent) > 64:  # a long visit keeps only its recent prompts
         sent.pop(next(iter(sent)))
 

@@ -247,6 +247,10 @@ def test_playground_first_ask_says_the_base_arm_sent_the_memory_arms_prompt_and_
     # The sidebar on the same run, not one behind.
     assert any(re.search(r" 1 memor(y|ies)", c.value) for c in app.sidebar.caption), \
         [c.value for c in app.sidebar.caption]
+    # Asked again: the base arm's prompt is the one it sent itself, not the memory arm's copy of it.
+    app.button(key="playground.ask").click().run()
+    said = [c.value for c in app.caption if "reply cache" in c.value]
+    assert len(said) == 1 and "the base arm sent this exact prompt" in said[0], said
 
 
 def test_playground_refuses_a_too_long_question_once_without_echoing_it():
