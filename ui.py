@@ -11,6 +11,7 @@ module writes the answer into the address and draws *Share this lab* in every si
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import fields, replace
 from urllib.parse import urlsplit
@@ -24,6 +25,41 @@ from lab.session import LabSession
 from lab.workspace import mark_used
 
 LINK_FIELDS = tuple(f.name for f in fields(LinkSettings))
+
+# The marks that can start Markdown (or Streamlit's own $math$, :red[colour], :material/icons:)
+# anywhere in a line, and those that only count at a line's start (lists, headings'
+# underlines). Quotes, commas and = mid-line mean nothing, so `k='abc'` stays as it is. The
+# slash is escaped because Streamlit rewrites ":material/" in the source before parsing it.
+_ANYWHERE = re.compile(r"([\\`*_~\[\](){}<>$:&|!^@.#/])")
+_LINE_START = re.compile(r"^([+\-=])", re.MULTILINE)
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+# Bare addresses (https://…, www.…, name@host) are linked after parsing, escapes or not: an
+# invisible word joiner (U+2060) inside each keeps it plain text.
+_AUTOLINK = re.compile(r"(?i)(https?\\:|www)")
+_JOINER = "\u2060"
+# Streamlit also turns a lone "->" into an arrow (and --, <=, >=, ~=, <-, <->) and :streamlit:
+# into its logo, after parsing: the joiner goes inside those too.
+_SUGAR = re.compile(r"(?<!\S)(<->|->|<-|--|>=|<=|~=)(?!\S)|:streamlit:")
+
+
+def literal_markdown(text: str) -> str:
+    """`text` escaped so st.markdown (and st.caption, st.info…) shows it exactly as typed.
+
+    Notes, questions and replies are data, not formatting: a note `**bold** [link](javascript:x)`
+    must not become bold text and a clickable link. Line breaks stay line breaks, and an
+    indented line stays indented instead of turning into a code block.
+
+    literal_markdown("**hi** [a](b)") -> '\\*\\*hi\\*\\* \\[a\\]\\(b\\)'
+    """
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _SUGAR.sub(lambda m: m.group()[0] + _JOINER + m.group()[1:], text)
+    escaped = _LINE_START.sub(r"\\\1", _ANYWHERE.sub(r"\\\1", text))
+    escaped = _AUTOLINK.sub(lambda m: m.group() + _JOINER, escaped).replace("\\@", _JOINER + "\\@")
+    # Leading blanks as no-break spaces: four spaces would start a code block, and a line of
+    # blanks alone would end the paragraph.
+    escaped = _INDENT.sub(lambda m: "\u00a0" * len(m.group().expandtabs(4)), escaped)
+    escaped = "\n".join(line if line.strip() else "\u00a0" for line in escaped.split("\n"))
+    return escaped.replace("\n", "  \n")  # a hard line break: a soft one would show as a space
 
 
 def keys(page: str):
@@ -122,6 +158,7 @@ def session() -> LabSession:
     _hold_to_lock()
     _write_address()
     _share_panel(st.session_state[_LAB])
+    _show_link_warning()
     return st.session_state[_LAB]
 
 
@@ -197,7 +234,7 @@ def _share_panel(lab: LabSession) -> None:
     workspace, settings = lab.workspace, st.session_state[_LINK]
     root, page = _app_url()
     if notice := st.session_state.pop(_NOTICE, None):
-        st.info(notice, icon=":material/content_copy:")
+        st.info(literal_markdown(notice), icon=":material/content_copy:")  # it can quote the link
     with st.sidebar:
         if source := sharing.copied_from(workspace):
             st.caption(f"Your own lab `{workspace.name}`, copied from `{source}`: changes stay here.")
@@ -300,12 +337,19 @@ def training_progress(job, key) -> None:
 # ---- teacher mode and shareable links ------------------------------------------------------
 
 
+def _show_link_warning() -> None:
+    """What the link could not do (a bad value, a lab that does not exist, a lock that held), in
+    one line. Drawn by session(), which every page calls first, so no page can leave it out:
+    Home, Memory and Learning once showed a bad link nothing. Quoted literally: it repeats
+    what the address said."""
+    if warning := st.session_state.get(_LINK_WARNING):
+        st.warning(literal_markdown(warning), icon=":material/link:")
+
+
 def link_settings() -> LinkSettings:
     """The settings of this visit: from the link it opened with (?scenario=&arm=&k=&threshold=
-    &teacher=), then as changed on the pages. A bad value in a link falls back to its default,
-    with one warning line instead of a traceback."""
-    if warning := st.session_state.get(_LINK_WARNING):
-        st.warning(warning, icon=":material/link:")
+    &teacher=), then as changed on the pages. A bad value in a link falls back to its default;
+    session() has already said so in one line."""
     return st.session_state[_LINK]
 
 

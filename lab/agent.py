@@ -53,6 +53,11 @@ class Answer:
     note_tokens: dict[int, int] = field(default_factory=dict)  # memory id -> the prompt tokens its note took
 
     @property
+    def notes_in_prompt(self) -> list[Hit]:
+        """The notes in the order the prompt holds them (`hits` is by score): see prompt_order."""
+        return prompt_order(self.hits)
+
+    @property
     def pinned_tokens(self) -> int:
         """Prompt tokens the pinned memories' notes took in this answer (paid on every answer)."""
         return sum(self.note_tokens.get(h.id, 0) for h in self.hits if h.pinned)
@@ -90,6 +95,18 @@ class Prepared:
                       latency_ms=completion.latency_ms + self.retrieval_ms, retrieval_ms=self.retrieval_ms,
                       adapter=str(self.adapter_path) if self.adapter_path else None,
                       cached=getattr(completion, "cached", False), note_tokens=self.note_tokens)
+
+
+def prompt_order(hits: list[Hit]) -> list[Hit]:
+    """Notes as the memory arms' prompt holds them: pinned rules first, then the retrieved
+    notes worst to best, so the best match sits last, beside the question, where a small
+    model looks hardest. `hits` (pinned, then retrieved best first) is the order of scores.
+
+    prompt_order([pinned 0.1, retrieved 0.9, retrieved 0.7]) -> [pinned 0.1, retrieved 0.7, retrieved 0.9]
+    """
+    pinned = [h for h in hits if h.pinned]
+    retrieved = [h for h in hits if not h.pinned]
+    return pinned + retrieved[::-1]
 
 
 def validate_question(question: str) -> str:
@@ -212,9 +229,10 @@ class Agent:
             retrieved = recall.choose([h for h in found if h.id not in excluded and not h.pinned], k, min_score)
             retrieval_ms = (time.perf_counter() - start) * 1000
             hits = pinned + retrieved
-            # The best note sits last, next to the question, where a small model looks hardest.
-            messages = prompting.memory_messages(question, [h.text for h in reversed(retrieved)], memory_format,
-                                                 pinned=[h.text for h in pinned])
+            # The prompt is built in prompt_order, the one order the app shows the notes in.
+            in_prompt = prompt_order(hits)
+            messages = prompting.memory_messages(question, [h.text for h in in_prompt if not h.pinned],
+                                                 memory_format, pinned=[h.text for h in in_prompt if h.pinned])
             note_tokens = {h.id: note_tokens_of(self.engine, h.text) for h in hits}
         else:
             messages = prompting.question_messages(question)

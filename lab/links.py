@@ -7,7 +7,7 @@ fails: a bad value falls back to its default and is named in one warning line.
     parse_link({"scenario": "pirate", "k": "2"})
     -> (LinkSettings(scenario='pirate', arm='memory', k=2, threshold=0.5, teacher=False), None)
     parse_link({"k": "lots"})
-    -> (LinkSettings(..., k=2, ...), "Ignored from the link: k='lots' (a whole number from 1 to 50); ...")
+    -> (LinkSettings(..., k=2, ...), "Ignored from the link: k='lots' (a whole number from 1 to 50). ...")
     build_link(LinkSettings(k=2, teacher=True))
     -> '/Workshop?scenario=acme&arm=memory&k=2&threshold=0.5&teacher=1'
 
@@ -74,31 +74,51 @@ def _parse_flag(text: str) -> bool | None:
     return True if text in _TRUE else False if text in _FALSE else None
 
 
-def parse_link(params: Mapping[str, str | list[str]],
-               scenarios: list[str] | None = None) -> tuple[LinkSettings, str | None]:
-    """Settings from a query string's parameters, and one warning line naming any bad value
-    (None when all were fine). Unknown parameters, such as `workspace`, are left alone."""
-    scenarios = bundled_names() if scenarios is None else scenarios
-    rules = {  # name: (parse -> value or None, what a good value looks like)
+def _rules(scenarios: list[str]) -> dict:
+    """name: (parse -> value or None, what a good value looks like)"""
+    return {
         "scenario": (lambda t: t if t in scenarios else None, f"one of {', '.join(scenarios)}"),
         "arm": (lambda t: t if t in ARMS else None, f"one of {', '.join(ARMS)}"),
         "k": (_parse_k, f"a whole number from {K_RANGE[0]} to {K_RANGE[1]}"),
         "threshold": (_parse_threshold, f"a number from {THRESHOLD_RANGE[0]:g} to {THRESHOLD_RANGE[1]:g}"),
         "teacher": (_parse_flag, "1 or 0"),
     }
+
+
+def parse_setting(name: str, value, scenarios: list[str] | None = None) -> tuple[object, str | None]:
+    """One setting from a link: (its value, None), or (None, what was wrong with it).
+
+    parse_setting("k", "7") -> (7, None)
+    parse_setting("k", "abc") -> (None, "k='abc' (a whole number from 1 to 50)")
+    """
+    parse, expected = _rules(bundled_names() if scenarios is None else scenarios)[name]
+    text = _last(value)
+    parsed = parse(text)
+    return (None, f"{name}={text[:40]!r} ({expected})") if parsed is None else (parsed, None)
+
+
+def link_warning(problems: list[str]) -> str | None:
+    """One warning line for every bad value a link had (None when there were none): a link
+    with two bad values gets one line naming both, not one line each."""
+    return ("Ignored from the link: " + "; ".join(problems) + ". Those settings keep the lab's own values.") \
+        if problems else None
+
+
+def parse_link(params: Mapping[str, str | list[str]],
+               scenarios: list[str] | None = None) -> tuple[LinkSettings, str | None]:
+    """Settings from a query string's parameters, and one warning line naming any bad value
+    (None when all were fine). Unknown parameters, such as `workspace`, are left alone."""
+    scenarios = bundled_names() if scenarios is None else scenarios
     values, problems = {}, []
-    for name, (parse, expected) in rules.items():
+    for name in _rules(scenarios):
         if name not in params:
             continue
-        text = _last(params[name])
-        value = parse(text)
-        if value is None:
-            problems.append(f"{name}={text[:40]!r} ({expected})")
+        value, problem = parse_setting(name, params[name], scenarios)
+        if problem:
+            problems.append(problem)
         else:
             values[name] = value
-    settings = replace(LinkSettings(), **values)
-    warning = ("Ignored from the link: " + "; ".join(problems) + ". Using the defaults instead.") if problems else None
-    return settings, warning
+    return replace(LinkSettings(), **values), link_warning(problems)
 
 
 def link_params(settings: LinkSettings) -> dict[str, str]:

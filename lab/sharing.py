@@ -39,7 +39,7 @@ from urllib.parse import urlencode
 
 from lab import class_lock
 from lab.errors import LabError
-from lab.links import LinkSettings, link_params, parse_link
+from lab.links import LinkSettings, link_params, link_warning, parse_link, parse_setting
 from lab.workspace import BROWSER_PREFIX, Workspace, exists, home, read_meta, update_meta, validate_name
 
 KEY_FILE = ".edit_key"
@@ -143,24 +143,18 @@ def settings_for(workspace: Workspace, params: Mapping[str, str], base: LinkSett
     lock = class_lock.workspace_lock(workspace)
     if lock is not None:
         ignored = [f"{name}={value[:20]}" for name, value in named.items()
-                   if _parsed(name, value) != getattr(lock.settings, name)]
+                   if parse_setting(name, value)[0] != getattr(lock.settings, name)]
         warning = (f"This lab is held by its class link, so {', '.join(ignored)} from the address "
                    "changed nothing. Only the teacher's key unlocks it.") if ignored else None
         return lock.settings, warning
     changes, problems = {}, []
     for name, value in named.items():
-        parsed, problem = parse_link({name: value})
+        parsed, problem = parse_setting(name, value)
         if problem:
             problems.append(problem)
         else:
-            changes[name] = getattr(parsed, name)
-    return replace(base, **changes), " ".join(problems) or None
-
-
-def _parsed(name: str, value: str):
-    """One setting's value from a link, or None if it is bad: _parsed("k", "2") -> 2"""
-    settings, problem = parse_link({name: value})
-    return None if problem else getattr(settings, name)
+            changes[name] = parsed
+    return replace(base, **changes), link_warning(problems)  # one line, however many were bad
 
 
 def _last(value) -> str:

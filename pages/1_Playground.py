@@ -1,14 +1,17 @@
 """Playground: one question, four arms side by side."""
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
 import ui
-from lab.agent import ARMS
+from lab.agent import ARMS, validate_question
 from lab.attribution import explain
 from lab.errors import LabError
 from lab.scenario import bundled_names, load_scenario
+
+ASKED_SHOWN = 300  # characters of the question echoed under the answers
 
 st.set_page_config(page_title="Playground · Memory vs Learning Lab", layout="wide")
 key = ui.keys("playground")
@@ -64,39 +67,99 @@ def suggested_correction(asked: str) -> str:
     return ""
 
 
+def no_adapter(arm: str) -> str:
+    return (f"No adapter is active yet, so the {arm} arm has no trained weights to use. "
+            "Train one on the Learning page.")
+
+
+def adapter_name(result) -> str:
+    """The adapter an answer was generated with, by its registry name (the folder it lives in)."""
+    return Path(result.adapter).parent.name
+
+
+def ago(seconds: float) -> str:
+    """ago(0.42) -> '0.4 s'; ago(75) -> '1 min'; ago(7300) -> '2 h'"""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.0f} h"
+
+
+def cache_note(arm: str, result) -> str | None:
+    """Where a cached reply came from, said as plainly as this page knows it. The page keeps
+    the exact prompts it sent (with the adapter) and when: on a first Ask with no note to
+    retrieve, the memory arm's prompt *is* the base arm's, sent a moment earlier, and "someone
+    already asked" hid that. Call it before recording this arm's own prompt."""
+    if not result.cached:
+        return None
+    senders = st.session_state.get(key("sent"), {}).get(sent_key(result), {})
+    if not senders:
+        who = "someone in the class (or an evaluation) already sent this exact prompt with these weights"
+    else:
+        # The same arm asked before if it did (the base arm's prompt never changes); else the latest other arm.
+        sender = arm if arm in senders else max(senders, key=senders.get)
+        who = f"the {sender} arm sent this exact prompt{' with the same adapter' if result.adapter else ''} " \
+              f"{ago(max(0.0, time.time() - senders[sender]))} ago"
+    return (f":material/cached: From the class's reply cache: {who}. Greedy decoding is deterministic, so "
+            "generating it again would give the very same reply.")
+
+
+def sent_key(result) -> tuple:
+    """The exact prompt and weights: an adapter retrained under the same name is a new file."""
+    weights = Path(result.adapter).stat().st_mtime_ns if result.adapter and Path(result.adapter).exists() else None
+    return result.prompt, result.adapter, weights
+
+
+def record_sent(arm: str, result) -> None:
+    sent = st.session_state.setdefault(key("sent"), {})  # (prompt, adapter, its file's time) -> {arm: when}
+    sent.setdefault(sent_key(result), {})[arm] = time.time()
+    while len(sent) > 64:  # a long visit keeps only its recent prompts
+        sent.pop(next(iter(sent)))
+
+
 def show_answer(arm: str, result) -> None:
     if isinstance(result, str):  # why this arm did not run, in the app's words
         st.info(result)
         if "adapter" in result:
             ui.page_link("pages/4_Learning.py", "Open the Learning page", icon=":material/school:")
         return
-    st.container(key=key(f"reply-{arm}")).markdown(result.answer or "*(empty reply)*")
+    st.container(key=key(f"reply-{arm}")).markdown(ui.literal_markdown(result.answer) or "*(empty reply)*")
     st.caption(f"{result.prompt_tokens} prompt tokens · {result.completion_tokens} reply tokens · "
                f"{result.latency_ms:.0f} ms" + (f" (retrieval {result.retrieval_ms:.0f} ms)" if result.hits else ""))
-    if result.cached:
-        st.caption(":material/cached: From the class's reply cache: someone already asked exactly this prompt "
-                   "with these weights. Greedy decoding is deterministic, so generating it again would give "
-                   "the very same reply.")
+    if note := st.session_state.get(key("cache_notes"), {}).get(arm):
+        st.caption(note)
     if arm in ("memory", "both"):
         if result.hits:
-            st.markdown("**Notes put in the prompt**  \n" + "  \n".join(
-                f"{':material/push_pin: ' if hit.pinned else ''}[{hit.id}] {hit.text} · "
+            notes = result.notes_in_prompt
+            # The prompt's own order (pinned rules first, the best match last, beside the
+            # question), not the order of scores: what the model reads, as it reads it.
+            best = notes[-1] if not notes[-1].pinned else None
+            st.markdown("**Notes put in the prompt**, in the prompt's order  \n" + "  \n".join(
+                f"{':material/push_pin: ' if hit.pinned else ''}[{hit.id}] {ui.literal_markdown(hit.text)} · "
                 f"{'pinned, ' if hit.pinned else ''}score {hit.score:.2f} · {result.note_tokens.get(hit.id, 0)} tokens"
-                for hit in result.hits))
+                + (" · **closest to the question** (the best match goes last)" if hit is best else "")
+                for hit in notes))
         else:
             st.caption("No note scored above the threshold: the prompt is the same as the base arm's.")
     if arm in ("learned", "both") and result.adapter:
-        st.caption(f"adapter: {lab.adapters.active_name() or result.adapter}")
-    with st.expander("exact prompt (chat template)"):
-        st.code(result.prompt, language=None)
+        used, active = adapter_name(result), lab.adapters.active_name()
+        st.caption(f"adapter: {used}" + ("" if used == active else
+                                         f" (the active adapter is now {active or 'none'}: Ask again to use it)"))
 
 
 if st.button("Ask", type="primary", key=key("ask")):
-    st.session_state[key("asked")] = question
-    st.session_state[key("answers")] = {}
-    st.session_state.pop(key("why"), None)
-    st.session_state.pop(key("notice"), None)
-    st.session_state[key("correction_box")] = suggested_correction(question)
+    try:  # checked once here: a bad question is one line, not one refusal per arm
+        asked = validate_question(question)
+    except LabError as error:
+        ui.show_error(error)
+    else:
+        st.session_state[key("asked")] = asked
+        st.session_state[key("answers")] = {}
+        st.session_state[key("cache_notes")] = {}
+        st.session_state.pop(key("why"), None)
+        st.session_state.pop(key("notice"), None)
+        st.session_state[key("correction_box")] = suggested_correction(asked)
 
 answers = st.session_state.get(key("answers"))
 if answers is not None:
@@ -105,16 +168,18 @@ if answers is not None:
         with columns[arm], st.container(key=key(f"arm-{arm}")):
             st.subheader(arm)
             body = st.empty()
+            has_adapter = lab.adapters.active() is not None
+            if answers.get(arm) == no_adapter(arm) and has_adapter:
+                del answers[arm]  # one was trained or activated on another page since: answer now
             if arm not in answers:  # asked on this run: stream it
-                if arm in ("learned", "both") and not lab.adapters.active():
-                    answers[arm] = (f"No adapter is active yet, so the {arm} arm has no trained weights to use. "
-                                    "Train one on the Learning page.")
+                if arm in ("learned", "both") and not has_adapter:
+                    answers[arm] = no_adapter(arm)
                 else:
                     streamed = []
 
                     def on_token(piece, body=body, streamed=streamed):
                         streamed.append(piece)
-                        body.markdown("".join(streamed))
+                        body.markdown(ui.literal_markdown("".join(streamed)))
 
                     try:
                         answers[arm] = lab.agent.answer(st.session_state[key("asked")], arm, k=settings.k,
@@ -123,6 +188,10 @@ if answers is not None:
                                                             place.describe(), icon=":material/hourglass_top:"))
                     except LabError as error:
                         answers[arm] = error.app_message
+                    else:
+                        notes = st.session_state.setdefault(key("cache_notes"), {})
+                        notes[arm] = cache_note(arm, answers[arm])
+                        record_sent(arm, answers[arm])
             with body.container():
                 show_answer(arm, answers[arm])
     asked_arms = {arm: result for arm, result in answers.items() if not isinstance(result, str)}
@@ -139,7 +208,32 @@ if answers is not None:
 
         st.caption("Prompt tokens per arm: " + " · ".join(cost(arm, result) for arm, result in asked_arms.items())
                    + ". An adapter adds none: what it learned is in the weights.")
-    st.caption(f"Asked: “{st.session_state[key('asked')]}”. The answers stay here until the next *Ask*.")
+    asked = st.session_state[key("asked")]
+    shown = asked if len(asked) <= ASKED_SHOWN else asked[:ASKED_SHOWN].rstrip() + f"… ({len(asked)} characters)"
+    st.caption(f"Asked: “{ui.literal_markdown(shown)}”. The answers stay here until the next *Ask*.")
+    # The exact prompts at full width: in four narrow columns they were cut off.
+    with st.expander("Exact prompts, as each arm sent them (chat template)"):
+        for arm, result in [(arm, answers[arm]) for arm in ARMS if not isinstance(answers.get(arm, ""), str)]:
+            st.markdown(f"**{arm}**" + (f" · adapter {adapter_name(result)}" if result.adapter else ""))
+            st.code(result.prompt, language=None, wrap_lines=True)
+
+
+def remember() -> None:
+    correction = st.session_state.get(key("correction_box"), "")
+    if not correction.strip():
+        st.session_state[key("notice")] = ("error", "Type the right answer first, as a full sentence.")
+        return
+    try:
+        started = time.perf_counter()
+        memory = lab.memory.add(correction, question=st.session_state[key("asked")], answer=correction,
+                                unique=True)
+        took_ms = (time.perf_counter() - started) * 1000
+        st.session_state[key("notice")] = (
+            "success", f"Remembered [{memory.id}] in {took_ms:.0f} ms (embedded, indexed, saved). Ask "
+                       "again to see the memory arm use it; the model's weights did not change.")
+    except LabError as error:
+        st.session_state[key("notice")] = ("error", error.app_message)
+
 
 memory_answer = (answers or {}).get("memory")
 if memory_answer is not None and not isinstance(memory_answer, str) and memory_answer.hits:
@@ -152,12 +246,13 @@ if memory_answer is not None and not isinstance(memory_answer, str) and memory_a
             ui.show_error(error)
 why = st.session_state.get(key("why"))
 if why:
-    st.markdown(f"**Without any memory:** {why.base_answer}  \n**With the memories:** {why.answer}")
+    st.markdown(f"**Without any memory:** {ui.literal_markdown(why.base_answer)}  \n"
+                f"**With the memories:** {ui.literal_markdown(why.answer)}")
     for ablation in why.ablations:
         verdict = "**changed the answer**" if ablation.changed else "made no difference"
         (st.success if ablation.changed else st.info)(
-            f"Leaving out [{ablation.id}] “{ablation.text}” (score {ablation.score:.2f}) {verdict}: "
-            f"{ablation.answer_without}")
+            f"Leaving out [{ablation.id}] “{ui.literal_markdown(ablation.text)}” (score {ablation.score:.2f}) "
+            f"{verdict}: {ui.literal_markdown(ablation.answer_without)}")
     if not why.decisive:
         st.caption("No single memory was decisive: the others carried the same information, "
                    "or the model ignored the notes.")
@@ -167,21 +262,13 @@ if answers is not None:
     st.subheader("Correct this")
     if st.session_state.get(key("correction_box")):
         st.caption("Filled in from the scenario's own answer. Edit it if you like, then remember it.")
-    correction = st.text_input("The right answer, as a full sentence", key=key("correction_box"))
-    if st.button("Remember the correction", key=key("remember")):
-        if not correction.strip():
-            st.session_state[key("notice")] = ("error", "Type the right answer first, as a full sentence.")
-        else:
-            try:
-                started = time.perf_counter()
-                memory = lab.memory.add(correction, question=st.session_state[key("asked")], answer=correction,
-                                        unique=True)
-                took_ms = (time.perf_counter() - started) * 1000
-                st.session_state[key("notice")] = (
-                    "success", f"Remembered [{memory.id}] in {took_ms:.0f} ms (embedded, indexed, saved). Ask "
-                               "again to see the memory arm use it; the model's weights did not change.")
-            except LabError as error:
-                st.session_state[key("notice")] = ("error", error.app_message)
+    st.text_input("The right answer, as a full sentence", key=key("correction_box"))
+    # A callback: it runs before the page is drawn, so the sidebar's count already includes it.
+    st.button("Remember the correction", key=key("remember"), on_click=remember)
     if notice := st.session_state.get(key("notice")):
         kind, text = notice
-        (st.success if kind == "success" else st.error)(text)
+        # An error can quote the note ("already remembered as [1]: …"): shown as typed.
+        if kind == "success":
+            st.success(text)
+        else:
+            st.error(ui.literal_markdown(text))

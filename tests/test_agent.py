@@ -137,3 +137,21 @@ def test_answer_many_matches_answer_one_by_one(session):
     questions = [REFUND_Q, "What is the capital of Australia?"]
     many = session.agent.answer_many(questions, "base", max_tokens=12)
     assert [a.answer for a in many] == [session.agent.answer(q, "base", max_tokens=12).answer for q in questions]
+
+
+def test_notes_in_prompt_order_is_the_order_the_prompt_holds_them(session):
+    """Pinned rules first, then the retrieved notes worst to best: the best match sits last,
+    beside the question. `hits` stays by score (the CLI's JSON); the app lists prompt_order."""
+    from lab.agent import prompt_order
+
+    session.memory.add("Always answer in one sentence.", pinned=True)
+    session.memory.add("Acme Corp refunds take 45 days to reach your card.")
+    session.memory.add(REFUND_FACT)
+    prepared = session.agent.prepare(REFUND_Q, "memory", k=3, min_score=0.3)
+    retrieved = [h for h in prepared.hits if not h.pinned]
+    assert len(retrieved) == 2 and retrieved[0].score >= retrieved[1].score  # by score, best first
+    ordered = prompt_order(prepared.hits)
+    assert ordered[0].pinned and ordered[-1] is retrieved[0] and ordered[1] is retrieved[1]
+    content = prepared.messages[-1]["content"]
+    places = [content.index(h.text) for h in ordered]
+    assert places == sorted(places) and content.index(REFUND_Q) > places[-1]

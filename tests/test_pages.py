@@ -1,5 +1,6 @@
 """Every page, driven by Streamlit's AppTest on the real model, embedder and memory."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -191,3 +192,97 @@ def test_a_queued_training_shows_its_place_and_is_cancelled_from_the_page():
     finally:
         release.set()
         blocker.join(10)
+
+
+MARKDOWN_NOTE = "The refund window at **Acme Corp** is 45 days, see [the policy](javascript:alert(1))."
+
+
+def test_playground_shows_notes_questions_and_replies_literally_in_the_prompts_order():
+    """User text is data: a note written in Markdown is listed as typed, not as bold text and a
+    link. The notes are listed as the prompt holds them (the best match last, beside the
+    question), and the exact prompts sit at full width, not cut off in four narrow columns."""
+    import ui
+
+    app = page("1_Playground.py")
+    app.query_params.update({"k": "3", "threshold": "0.3"})
+    app.run()
+    lab = app.session_state["ui.lab"]
+    lab.memory.add("Acme Corp refunds take 45 days to reach your card.")
+    lab.memory.add(MARKDOWN_NOTE)
+    app.text_input(key="playground.question_box").input("What is the refund window at **Acme Corp**?")
+    app.button(key="playground.ask").click().run()
+    assert not app.exception
+    answer = app.session_state["playground.answers"]["memory"]
+    ordered = answer.notes_in_prompt
+    assert len(ordered) == 2 and ordered[-1].score >= ordered[0].score
+    [listing] = [m.value for m in app.markdown if m.value.startswith("**Notes put in the prompt**")]
+    lines = listing.split("  \n")[1:]
+    assert [line.split("]", 1)[0] for line in lines] == [f"[{h.id}" for h in ordered]  # the prompt's order
+    assert "closest to the question" in lines[-1] and "closest" not in lines[0]
+    markdown_line = next(line for line in lines if "Acme Corp\\*\\*" in line)
+    assert ui.literal_markdown(MARKDOWN_NOTE) in markdown_line and "**Acme Corp**" not in markdown_line
+    assert "](javascript" not in listing
+    asked = [c.value for c in app.caption if c.value.startswith("Asked:")]
+    assert asked and "\\*\\*Acme Corp\\*\\*" in asked[0]
+    replies = [m.value for m in app.markdown]
+    assert all(ui.literal_markdown(app.session_state["playground.answers"][arm].answer) in replies
+               for arm in ("base", "memory"))
+    [prompts] = [e for e in app.expander if e.label.startswith("Exact prompts")]
+    assert [c.value for c in prompts.code] == [app.session_state["playground.answers"][arm].prompt.rstrip()
+                                               for arm in ("base", "memory")]  # st.code drops the last newline
+    assert not any(e.label == "exact prompt (chat template)" for e in app.expander)  # none left in the columns
+
+
+def test_playground_first_ask_says_the_base_arm_sent_the_memory_arms_prompt_and_counts_a_new_memory_at_once():
+    app = page("1_Playground.py").run()
+    app.text_input(key="playground.question_box").input("What is the refund window at Acme Corp?")
+    app.button(key="playground.ask").click().run()
+    answers = app.session_state["playground.answers"]
+    assert answers["memory"].cached and answers["memory"].prompt == answers["base"].prompt  # no notes yet
+    said = [c.value for c in app.caption if "reply cache" in c.value]
+    assert len(said) == 1 and "the base arm sent this exact prompt" in said[0] and " s ago" in said[0], said
+    assert any(" 0 memories" in c.value for c in app.sidebar.caption)
+    app.button(key="playground.remember").click().run()
+    assert any("Remembered [1]" in s.value for s in app.success)
+    # The sidebar on the same run, not one behind.
+    assert any(re.search(r" 1 memor(y|ies)", c.value) for c in app.sidebar.caption), \
+        [c.value for c in app.sidebar.caption]
+    # Asked again: the base arm's prompt is the one it sent itself, not the memory arm's copy of it.
+    app.button(key="playground.ask").click().run()
+    said = [c.value for c in app.caption if "reply cache" in c.value]
+    assert len(said) == 1 and "the base arm sent this exact prompt" in said[0], said
+
+
+def test_playground_refuses_a_too_long_question_once_without_echoing_it():
+    app = page("1_Playground.py").run()
+    question = "Why " + "is the sky blue and " * 250 + "?"
+    app.text_input(key="playground.question_box").input(question)
+    app.button(key="playground.ask").click().run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [f"the question is too long ({len(question)} characters, max 2000)"]
+    assert "playground.answers" not in app.session_state and not app.info
+    shown = [m.value for m in [*app.markdown, *app.caption, *app.error]]
+    assert not any(question in text or len(text) > 500 for text in shown)
+
+
+def test_playground_learned_arms_answer_once_an_adapter_is_active_elsewhere(tmp_path):
+    """Trained (or activated) on another page after an Ask: back here the learned arms answer
+    with it, instead of still saying that no adapter is active."""
+    from lora_factory import random_adapter
+
+    app = page("1_Playground.py").run()
+    app.text_input(key="playground.question_box").input("What is the capital of Spain?")
+    app.button(key="playground.ask").click().run()
+    assert all(isinstance(app.session_state["playground.answers"][arm], str) for arm in ("learned", "both"))
+    lab = app.session_state["ui.lab"]
+    lab.adapters.register("elsewhere", random_adapter(tmp_path / "r.gguf", seed=5), {})
+    lab.adapters.activate("elsewhere")
+    app.run()  # coming back to the page
+    assert not app.exception
+    answers = app.session_state["playground.answers"]
+    assert all(answers[arm].adapter for arm in ("learned", "both")), answers
+    assert not any("No adapter is active yet" in i.value for i in app.info)
+    assert any(c.value == "adapter: elsewhere" for c in app.caption)
+    lab.adapters.activate(lab.adapters.register("newer", random_adapter(tmp_path / "n.gguf", seed=6), {}).name)
+    app.run()  # an answer made with another adapter says so, and is not silently swapped
+    assert any("adapter: elsewhere (the active adapter is now newer" in c.value for c in app.caption)

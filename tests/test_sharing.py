@@ -139,6 +139,15 @@ def test_a_bad_link_gives_a_fresh_lab_and_one_line(home, params, said):
     assert list_workspaces(home) == sorted(before + [arrival.workspace.name])
 
 
+def test_two_bad_values_in_a_link_are_named_in_one_sentence(home):
+    """Each bad value once had a sentence of its own ("Ignored from the link: ... Ignored from the link: ...")."""
+    arrival = sharing.arrive({"workspace": "../../etc", "scenario": "nonexistent", "k": "abc"}, home)
+    warning = arrival.warning
+    assert warning.count("Ignored from the link") == 1 and "scenario='nonexistent'" in warning and "k='abc'" in warning
+    assert warning.startswith("There is no lab named '../../etc'") and "\n" not in warning
+    assert arrival.settings.k == LinkSettings().k and arrival.settings.scenario == LinkSettings().scenario
+
+
 def test_a_locked_class_link_stays_locked(owner, home):
     teacher, _ = owner
     lock, unlock_key = class_lock.make_class(teacher, LinkSettings(scenario="pirate", arm="memory", k=2, threshold=0.6))

@@ -10,6 +10,7 @@ here store what the pages store, computed by the same lab calls; tests/test_jour
 clicks the real buttons in a browser.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -128,3 +129,37 @@ def test_a_class_lock_holds_on_every_page():
     student.run()
     assert student.session_state["ui.link"] == lock.settings
     assert any("held by its class link" in w.value for w in student.warning)
+
+
+def test_a_bad_link_is_named_in_one_line_on_every_page():
+    """Home, Memory and Learning once showed a bad link nothing, and a link with two bad values
+    got two sentences. Every page now says it once, in one line, quoting the address literally."""
+    test = app(scenario="nonexistent", k="abc")
+    for page in PAGES:
+        test.switch_page(page).run()
+        said = [w.value for w in test.warning if "from the link" in w.value]
+        assert len(said) == 1, (page, said)
+        assert "scenario='nonexistent'" in said[0] and "k='abc'" in said[0] and said[0].count("Ignored") == 1, said
+    away = app(workspace="../../etc")
+    for page in PAGES:
+        away.switch_page(page).run()
+        said = [w.value for w in away.warning if "no lab named" in w.value]
+        assert len(said) == 1 and "'\\.\\.\\/\\.\\.\\/etc'" in said[0], (page, said)
+
+
+def test_literal_markdown_leaves_nothing_for_markdown_to_format():
+    """Pure: what each escape is for. The browser journey (tests/test_journey_playground.py)
+    checks a Markdown note on the real page: no bold text, no link."""
+    import ui
+
+    note = "**markdown** and a [link](javascript:alert(1)) :material/home: $x^2$ <b>hi</b> ~~gone~~ `code`"
+    escaped = ui.literal_markdown(note)
+    assert escaped.replace("\\", "") == note  # only escapes were added
+    assert not re.search(r"(?<!\\)[*\[\]()$:<>~`/]", escaped)  # every mark that formats is escaped
+    assert ui.literal_markdown("k='abc' # 1") == "k='abc' \\# 1"  # quotes and = mid-line stay as typed
+    lines = ui.literal_markdown("- one\n\n    two\n===").split("  \n")
+    assert lines == ["\\- one", "\u00a0", "\u00a0" * 4 + "two", "\\==="]  # no list, code block or heading
+    # Streamlit links bare addresses and draws arrows and its logo after parsing, escapes or not:
+    # an invisible word joiner inside each keeps them as typed.
+    for typed in ["https://example.com", "www.example.com", "ada@example.com", "a -> b", ":streamlit:"]:
+        assert "\u2060" in ui.literal_markdown(typed), typed
