@@ -384,8 +384,9 @@ def cmd_workspaces(args):
 
     if args.op == "list":
         rows = [usage(name) for name in list_workspaces()]
-        lines = [f"{r['name']:30} {r['memories'] if r['memories'] is not None else '?':>6} memories "
-                 f"{r['adapters']:>3} adapters {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}" for r in rows]
+        lines = [f"{r['name']:30} {plural(r['memories'], 'memory') if r['memories'] is not None else '? memories':>15} "
+                 f"{plural(r['adapters'], 'adapter'):>11} {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}"
+                 for r in rows]
         return {"workspaces": rows}, "\n".join(lines) or "no workspaces yet"
     from lab.training_cache import TrainingCache
 
