@@ -70,8 +70,8 @@ with st.container(border=True):
     st.caption("**Retrieved** memories go into a prompt only when they score at or above the threshold for the "
                "question; **pinned** ones always do, the way agent products keep rules and preferences in context.")
 
-# The tabs (and the expander) keep their state under a key: without one, the browser showed the first
-# tab again whenever a change's notice above them moved them down (Import, *Skip the duplicates*).
+# The tabs (and the expander) keep their state under a key: without one, the browser went back to the
+# first tab after a run that changed what the page draws (an upload, *Skip the duplicates*, Import).
 if ui.teacher_mode():  # a class needs the table and the explorer; files and snapshots wait below
     table_tab, explorer_tab = st.tabs(["Memories", "Retrieval explorer"], key=key("tab"), on_change="rerun")
     files_tab = st.expander("Snapshots and files (advanced)", key=key("files_open"), on_change="rerun")

@@ -293,8 +293,8 @@ def test_the_chosen_tab_is_kept_through_an_import(downloads):
     assert app.session_state["memory.tab"] == "Snapshots and files"
     app.button(key="memory.import").click().run()
     assert not app.exception and texts(lab) == [REFUND, REFUND]
-    assert "Imported 1 memory from mine.json." in app.success[0].value  # the notice moves the tabs down...
-    assert app.session_state["memory.tab"] == "Snapshots and files"  # ...and the tab stays chosen
+    assert "Imported 1 memory from mine.json." in app.success[0].value
+    assert app.session_state["memory.tab"] == "Snapshots and files"  # the browser check: test_journey_memory.py
 
 
 def test_counts_are_said_in_words():
