@@ -4,6 +4,7 @@ import streamlit as st
 
 import ui
 from lab.errors import LabError
+from lab.plural import plural
 from lab.scenario import bundled_names, load_scenario
 
 
@@ -24,7 +25,7 @@ try:
     lab = ui.session()
     info = lab.engine.info
     st.success(f"Model: {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) · embedder: "
-               f"all-MiniLM-L6-v2 · workspace: {lab.workspace.name} · {len(lab.memory)} memories · "
+               f"all-MiniLM-L6-v2 · workspace: {lab.workspace.name} · {plural(len(lab.memory), 'memory')} · "
                f"adapter: {lab.adapters.active_name() or 'none'}")
 except LabError as error:
     ui.show_error(error)

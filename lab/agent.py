@@ -21,7 +21,7 @@ from lab.adapters import TRAIN_HINT, AdapterRegistry
 from lab.engine import DEFAULT_MAX_TOKENS, Engine
 from lab.errors import LabError
 from lab.memory import Hit, MemoryStore
-from lab.pinned import note_tokens as note_tokens_of
+from lab.pinned import each_note_tokens
 
 ARMS = ("base", "memory", "learned", "both")
 # The recall rule's defaults (lab/recall.py, chosen by bench/recall_rules.py on invented-fact
@@ -59,7 +59,8 @@ class Answer:
 
     @property
     def pinned_tokens(self) -> int:
-        """Prompt tokens the pinned memories' notes took in this answer (paid on every answer)."""
+        """Prompt tokens the pinned memories' notes took in this answer (paid on every answer): as
+        they go first, with the notes' heading, this is the Memory page's pinned meter."""
         return sum(self.note_tokens.get(h.id, 0) for h in self.hits if h.pinned)
 
     def to_json(self, verbose: bool = False) -> dict:
@@ -233,7 +234,9 @@ class Agent:
             in_prompt = prompt_order(hits)
             messages = prompting.memory_messages(question, [h.text for h in in_prompt if not h.pinned],
                                                  memory_format, pinned=[h.text for h in in_prompt if h.pinned])
-            note_tokens = {h.id: note_tokens_of(self.engine, h.text) for h in hits}
+            # Each note is charged what it adds in the prompt's order (lab/pinned.py): the charges add up.
+            note_tokens = dict(zip([h.id for h in in_prompt],
+                                   each_note_tokens(self.engine, [h.text for h in in_prompt], memory_format)))
         else:
             messages = prompting.question_messages(question)
         return Prepared(question, arm, hits, messages, adapter_path, retrieval_ms, note_tokens)

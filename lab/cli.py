@@ -17,6 +17,7 @@ from lab.agent import ARMS, DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.consolidation import DEFAULT_METHOD, DISTILL_STEPS, METHODS, default_steps
 from lab.errors import LabError
 from lab.learning import TrainingConfig
+from lab.plural import plural
 
 EXIT_ERROR = 2  # a user error: bad input, missing file, unknown id
 EXIT_BUG = 1  # anything unexpected
@@ -277,8 +278,9 @@ def cmd_memory(session, args):
         return ({"hits": [{"id": h.id, "text": h.text, "score": round(float(h.score), 4)} for h in hits]},
                 _hits_text(hits))
     if args.op == "edit":
-        m = store.update(args.id, text=args.text)
-        return {"id": m.id, "text": m.text}, f"updated [{m.id}] {m.text}"
+        m = store.update(args.id, text=args.text)  # an answer that was the old fact follows the new text
+        return ({"id": m.id, "text": m.text, "answer": m.answer},
+                f"updated [{m.id}] {m.text}" + (f" (answer: {m.answer})" if m.answer and m.answer != m.text else ""))
     if args.op == "delete":
         m = store.delete(args.id)
         return {"deleted": m.id}, f"deleted [{m.id}] {m.text}"
@@ -287,23 +289,23 @@ def cmd_memory(session, args):
         return {"undone": what}, f"undone: {what}"
     if args.op == "wipe":
         n = store.wipe()
-        return {"wiped": n}, f"wiped {n} memories (memory undo brings them back)"
+        return {"wiped": n}, f"wiped {plural(n, 'memory')} (memory undo brings them back)"
     if args.op == "snapshot":
         n = store.snapshot(args.name)
-        return {"snapshot": args.name, "count": n}, f"saved snapshot {args.name!r} ({n} memories)"
+        return {"snapshot": args.name, "count": n}, f"saved snapshot {args.name!r} ({plural(n, 'memory')})"
     if args.op == "restore":
         n = store.restore(args.name)
-        return {"restored": args.name, "count": n}, f"restored snapshot {args.name!r} ({n} memories)"
+        return {"restored": args.name, "count": n}, f"restored snapshot {args.name!r} ({plural(n, 'memory')})"
     if args.op == "snapshots":
         snaps = store.snapshots()
-        text = "\n".join(f"{s['name']}: {s['count']} memories, {s['created_at']}" for s in snaps)
+        text = "\n".join(f"{s['name']}: {plural(s['count'], 'memory')}, {s['created_at']}" for s in snaps)
         return {"snapshots": snaps}, text or "(no snapshots)"
     if args.op == "export":
         n = store.export(args.file)
-        return {"exported": n, "path": os.path.abspath(args.file)}, f"exported {n} memories to {args.file}"
+        return {"exported": n, "path": os.path.abspath(args.file)}, f"exported {plural(n, 'memory')} to {args.file}"
     if args.op == "import":
         n = store.import_(args.file)
-        return {"imported": n}, f"imported {n} memories from {args.file}"
+        return {"imported": n}, f"imported {plural(n, 'memory')} from {args.file}"
     raise LabError(f"unknown memory operation {args.op!r}")
 
 
@@ -353,7 +355,7 @@ def cmd_status(session, args):
     text = (f"model:     {info.name} ({info.architecture}, {info.size_bytes / 1e6:.0f} MB) {info.path}\n"
             f"embedder:  all-MiniLM-L6-v2 {data['embedder']['path']}\n"
             f"workspace: {session.workspace.name} at {session.workspace.root}: "
-            f"{data['workspace']['memories']} memories, active adapter: {active or 'none'}\n"
+            f"{plural(data['workspace']['memories'], 'memory')}, active adapter: {active or 'none'}\n"
             f"llama.cpp: {data['llama_cpp']['version']}, CPU features "
             f"{' '.join(data['llama_cpp']['cpu_features'])}, AMX {'ON' if data['llama_cpp']['amx'] else 'off'}\n"
             f"replies:   {data['reply_cache']['entries']} cached for the class (of at most "
@@ -382,8 +384,9 @@ def cmd_workspaces(args):
 
     if args.op == "list":
         rows = [usage(name) for name in list_workspaces()]
-        lines = [f"{r['name']:30} {r['memories'] if r['memories'] is not None else '?':>6} memories "
-                 f"{r['adapters']:>3} adapters {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}" for r in rows]
+        lines = [f"{r['name']:30} {plural(r['memories'], 'memory') if r['memories'] is not None else '? memories':>15} "
+                 f"{plural(r['adapters'], 'adapter'):>11} {r['bytes'] / 1e6:8.1f} MB  last used {r['last_used']}"
+                 for r in rows]
         return {"workspaces": rows}, "\n".join(lines) or "no workspaces yet"
     from lab.training_cache import TrainingCache
 
@@ -538,7 +541,7 @@ def cmd_consolidate(session, args):
     report = consolidate_memories(session, memories, name=args.name, method=args.method, retire=args.retire,
                                   config=config)
     verified = report["verified"]
-    lines = [f"adapter {report['name']!r} ({report['method']}) trained on {len(report['trained_on'])} memories"]
+    lines = [f"adapter {report['name']!r} ({report['method']}) trained on {plural(len(report['trained_on']), 'memory')}"]
     lines += [f"  [{a['id']}] {'verified' if a['verified'] else 'NOT verified'}: {a['question']} -> {a['reply']}"
               for a in report["answers"]]
     lines.append(f"verified reliability {verified['reliability']}, locality {verified['locality']}; retired "
@@ -586,7 +589,7 @@ def cmd_import(session, args):
     from lab.importers import import_dataset
 
     count, path = import_dataset(args.format, args.file, args.out, name=args.name)
-    return {"scenario": str(path), "items": count}, f"wrote {count} items to {path}"
+    return {"scenario": str(path), "items": count}, f"wrote {plural(count, 'item')} to {path}"
 
 
 def cmd_curve(session, args):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.plural import plural
 
 MEMORIES_ENV, ADAPTERS_ENV, BYTES_ENV = "LAB_MAX_MEMORIES", "LAB_MAX_ADAPTERS", "LAB_MAX_WORKSPACE_MB"
 DEFAULT_MEMORIES, DEFAULT_ADAPTERS, DEFAULT_MB = 2000, 20, 500
@@ -80,10 +81,10 @@ def folder_bytes(folder: Path) -> int:
 def check_memory_room(limits: Limits, count: int, adding: int) -> None:
     if count + adding > limits.memories:
         raise LimitReached(
-            f"this workspace holds {count:,} memories and its limit is {limits.memories:,} "
+            f"this workspace holds {plural(count, 'memory')} and its limit is {limits.memories:,} "
             f"({MEMORIES_ENV}); adding {adding:,} would pass it: delete some first "
             "(python -m lab memory delete ID) or raise the limit",
-            in_app=f"This workspace holds {count:,} memories and may hold {limits.memories:,}: adding "
+            in_app=f"This workspace holds {plural(count, 'memory')} and may hold {limits.memories:,}: adding "
                    f"{adding:,} would pass the limit. Delete some on the Memory page first.")
 
 
@@ -91,9 +92,9 @@ def check_adapter_room(limits: Limits, count: int) -> None:
     """For one more adapter (replacing an existing name adds none: don't call it then)."""
     if count + 1 > limits.adapters:
         raise LimitReached(
-            f"this workspace holds {count} adapters, its limit ({ADAPTERS_ENV}={limits.adapters}); "
+            f"this workspace holds {plural(count, 'adapter')}, its limit ({ADAPTERS_ENV}={limits.adapters}); "
             "delete one first (python -m lab adapters delete NAME) or train under an existing name",
-            in_app=f"This workspace holds {count} adapters, as many as it may. Delete one in the Adapters "
+            in_app=f"This workspace holds {plural(count, 'adapter')}, as many as it may. Delete one in the Adapters "
                    "list on the Learning page first, or train under an existing adapter's name.")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from lab.embedder import DIM, Embedder, get_embedder
 from lab.errors import LabError, NotFound
+from lab.plural import plural
 
 try:
     import fcntl  # serialises index saves between processes; missing on Windows
@@ -99,6 +100,47 @@ def validate_text(value, field: str = "text", optional: bool = False,
     except UnicodeEncodeError:
         raise LabError(f"{field} contains invalid Unicode (a lone surrogate); remove it") from None
     return value
+
+
+def answer_after_edit(old_text: str, answer: str | None, new_text: str) -> str | None:
+    """The answer a memory should keep when its text changes from `old_text` to `new_text`
+    and nobody typed a new answer: training on memory learns the answer, so an edit that
+    left the old one behind would train the old fact.
+
+    The answer was the whole text: the new text. The answer is still in the new text: kept.
+    The edit replaced just the answer's words: the words that replaced them. Otherwise the
+    answer is kept as it was, and `answer_disagrees` says so.
+
+    answer_after_edit("Dana leads it.", "Dana leads it.", "Amara leads it.") -> "Amara leads it."
+    answer_after_edit("The head is Tomasz Wierzbicki.", "Tomasz Wierzbicki", "The head is Amara.") -> "Amara"
+    answer_after_edit("It is 45 days.", "45 days", "Refunds: 45 days.") -> "45 days"
+    """
+    if answer is None or old_text == new_text:
+        return answer
+    if answer.strip() == old_text.strip():
+        return new_text
+    if not answer_disagrees(new_text, answer):
+        return answer
+    if old_text.count(answer) == 1:
+        before, after = old_text.split(answer)
+        if new_text.startswith(before) and new_text.endswith(after):
+            replaced = new_text[len(before):len(new_text) - len(after)].strip()
+            if replaced:
+                return replaced
+    return answer
+
+
+def answer_disagrees(text: str, answer: str | None) -> bool:
+    """Whether a memory's answer says something its text does not: the answer's words
+    (case and end punctuation aside) are not in the text.
+
+    answer_disagrees("The head is Amara.", "Tomasz Wierzbicki") -> True
+    answer_disagrees("The refund window is 45 days.", "45 days.") -> False
+    """
+    if not answer or not answer.strip():
+        return False
+    words = answer.strip().rstrip(".!?").strip().lower()
+    return bool(words) and words not in text.lower()
 
 
 def validate_snapshot_name(name) -> str:
@@ -288,6 +330,9 @@ class _Change:
 
 _FIELDS = "id, text, question, answer, source, created_at, updated_at, pinned"
 _ROW = _FIELDS + ", embedding"
+# A row `r` of `retired` that still counts: not back in the store, and not brought back since.
+_STILL_RETIRED = ("r.id NOT IN (SELECT id FROM memories) AND NOT EXISTS "
+                  "(SELECT 1 FROM unretired u WHERE u.id = r.id AND u.change_id > r.change_id)")
 
 
 def _json_of(alias: str) -> str:
@@ -332,6 +377,9 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS retired (
         change_id INTEGER NOT NULL, id INTEGER NOT NULL, text TEXT NOT NULL, adapter TEXT NOT NULL,
         at TEXT NOT NULL, PRIMARY KEY (change_id, id))""",
+    # retired memories brought back into the store (unretire): no longer listed as retired, even if
+    # deleted later; undoing the restore deletes its row
+    "CREATE TABLE IF NOT EXISTS unretired (change_id INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (change_id, id))",
 ]
 # Version 2 added `pinned` to the row tables: a version 1 store gains the column on opening.
 SCHEMA_VERSION = 2
@@ -510,7 +558,9 @@ class MemoryStore:
 
     def update(self, memory_id: int, text: str | None = None, question: str | None = None,
                answer: str | None = None) -> Memory:
-        """Change a memory's fields (None = leave as is, "" = clear question/answer); re-embeds new text."""
+        """Change a memory's fields (None = leave as is, "" = clear question/answer); re-embeds new text.
+        New text with no answer given brings the answer along (answer_after_edit): an edit from
+        "...is Tomasz Wierzbicki." to "...is Amara." must not leave Tomasz to be trained on."""
         memory_id = _check_id(memory_id)
         text = None if text is None else validate_text(text)
         new_question = None if question in (None, "") else validate_text(question, "question")
@@ -523,9 +573,10 @@ class MemoryStore:
             self._sync()
             with self._transaction() as db:
                 before = self._fetch(memory_id)  # again, inside the transaction: it may have changed
-                after = (text if text is not None else before.text,
+                new_text = text if text is not None else before.text
+                after = (new_text,
                          before.question if question is None else new_question,
-                         before.answer if answer is None else new_answer)
+                         answer_after_edit(before.text, before.answer, new_text) if answer is None else new_answer)
                 if after == (before.text, before.question, before.answer):
                     return before  # nothing changes, nothing to undo
                 if after[0] != before.text and vector is None:  # changed by someone else meanwhile
@@ -657,7 +708,7 @@ class MemoryStore:
                 db.executemany("INSERT INTO retired (change_id, id, text, adapter, at) VALUES (?, ?, ?, ?, ?)",
                                [(change.id, m.id, m.text, adapter, change.at) for m in memories])
                 db.execute(f"DELETE FROM memories {where}", ids)
-                self._finish_change(change, f"retire of {len(ids)} memor{'y' if len(ids) == 1 else 'ies'} "
+                self._finish_change(change, f"retire of {plural(len(ids), 'memory')} "
                                             f"into adapter {adapter}")
             self._after_commit(change, removed=ids)
             return memories
@@ -666,9 +717,46 @@ class MemoryStore:
         """Memories retired into adapters and not brought back: [{"id", "text", "adapter", "at"}]."""
         with self._lock:
             self._sync()
-            rows = self._db.execute("SELECT id, text, adapter, at FROM retired WHERE id NOT IN "
-                                    "(SELECT id FROM memories) ORDER BY at, id").fetchall()
+            rows = self._db.execute(f"SELECT id, text, adapter, at FROM retired r WHERE {_STILL_RETIRED} "
+                                    "ORDER BY at, id").fetchall()
         return [{"id": i, "text": text, "adapter": adapter, "at": at} for i, text, adapter, at in rows]
+
+    def unretire(self, memory_id: int) -> Memory:
+        """Bring a retired memory back into the store, as it was when it retired (its id,
+        question, answer and kind): the memory arms retrieve it again. The adapter keeps what
+        it learned. Undo retires it again."""
+        memory_id = _check_id(memory_id)
+        with self._lock:
+            self._sync()
+            row = self._db.execute(f"SELECT change_id FROM retired r WHERE id = ? AND {_STILL_RETIRED} "
+                                   "ORDER BY change_id DESC LIMIT 1", [memory_id]).fetchone()
+            if row is None:
+                raise NotFound(f"no retired memory with id {memory_id}; the archive lists the retired ones")
+            retired_by = row[0]
+            # The full row while the retire is still undoable; after that, the record its history
+            # kept (everything but the embedding, which is made again from the same text).
+            archived = self._db.execute(f"SELECT {_ROW} FROM archive WHERE change_id = ? AND id = ?",
+                                        [retired_by, memory_id]).fetchone()
+            if archived is None:
+                kept = self._db.execute("SELECT before FROM history WHERE change_id = ? AND memory_id = ?",
+                                        [retired_by, memory_id]).fetchone()
+                record = json.loads(kept[0])
+        self._check_room(1)
+        if archived is None:
+            vector = self.embedder.embed_one(record["text"])
+            archived = (*[record[name] for name in _FIELDS.split(", ")], vector.tobytes())
+        with self._lock:
+            self._sync()
+            with self._transaction() as db:
+                if db.execute("SELECT 1 FROM memories WHERE id = ?", [memory_id]).fetchone():
+                    raise LabError(f"memory {memory_id} is already back in the memory")
+                change = self._begin_change("unretire")
+                db.execute(f"INSERT INTO memories ({_ROW}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", archived)
+                self._record_history(change, "unretire", "WHERE m.id = ?", [memory_id], before=False)
+                db.execute("INSERT INTO unretired (change_id, id) VALUES (?, ?)", [change.id, memory_id])
+                self._finish_change(change, f"restore of retired memory {memory_id}")
+            self._after_commit(change, ids=[memory_id], vectors=self._vectors([(memory_id, archived[-1])]))
+            return self._fetch(memory_id)
 
     def delete(self, memory_id: int) -> Memory:
         """Remove a memory; returns it as it was."""
@@ -697,7 +785,7 @@ class MemoryStore:
                 self._archive(change, "", [])
                 self._record_history(change, "wipe", "", [], before=True)
                 db.execute("DELETE FROM memories")
-                self._finish_change(change, f"wipe of {removed} memories")
+                self._finish_change(change, f"wipe of {plural(removed, 'memory')}")
             self._after_commit(change, reset=True)
             return removed
 
@@ -725,6 +813,7 @@ class MemoryStore:
                            [change.id, change.at, target])
                 db.execute("DELETE FROM archive WHERE change_id = ?", [target])
                 db.execute("DELETE FROM retired WHERE change_id = ?", [target])  # back in the store
+                db.execute("DELETE FROM unretired WHERE change_id = ?", [target])  # retired again
                 db.execute("UPDATE changes SET undoable = 0 WHERE id = ?", [target])
                 self._finish_change(change, f"undo of {summary}")
             ids = [row[0] for row in restored]
@@ -770,7 +859,7 @@ class MemoryStore:
                 db.execute(f"INSERT INTO memories ({_ROW}) SELECT {_ROW} FROM snapshot_memories WHERE name = ?",
                            [name])
                 rows = db.execute("SELECT id, embedding FROM memories ORDER BY id").fetchall()
-                self._finish_change(change, f"restore of snapshot {name!r} ({len(rows)} memories)")
+                self._finish_change(change, f"restore of snapshot {name!r} ({plural(len(rows), 'memory')})")
             self._after_commit(change, reset=True, ids=[row[0] for row in rows], vectors=self._vectors(rows))
             return len(rows)
 

@@ -60,3 +60,16 @@ def choose(hits: Sequence[Hit], k: int, min_score: float, *, margin: float | Non
         return kept
     # The tolerance keeps a note exactly `margin` below the best (0.80 - 0.30 is 0.50000000000000001).
     return [hit for hit in kept if hit.score >= kept[0].score - margin - 1e-9]
+
+
+def why_left_out(hit: Hit, chosen: Sequence[Hit], min_score: float, *, margin: float | None = MARGIN) -> str:
+    """Why a candidate `hit` is not among the `chosen` notes, in the words of the rule above
+    (for the retrieval explorer; `chosen` is what the agent sent, best first).
+
+    why_left_out(mayor 0.53, [population 0.87], 0.5) -> 'more than 0.30 below the best note (0.87)'
+    """
+    if hit.score < min_score:
+        return f"below the threshold {min_score:.2f}"
+    if chosen and margin is not None and hit.score < chosen[0].score - margin - 1e-9:
+        return f"more than {margin:.2f} below the best note ({chosen[0].score:.2f})"
+    return "beyond the k notes sent"

@@ -41,6 +41,7 @@ from lab import class_lock
 from lab.errors import LabError
 from lab.links import LinkSettings, link_params, link_warning, parse_link, parse_setting
 from lab.workspace import BROWSER_PREFIX, Workspace, exists, home, read_meta, update_meta, validate_name
+from lab.plural import plural
 
 KEY_FILE = ".edit_key"
 SETTINGS_FIELDS = tuple(f.name for f in fields(LinkSettings))
@@ -305,7 +306,7 @@ def _copy_of(name: str, params: dict, root: Path | None, *, lock=None, without_k
         class_lock.lock_workspace(workspace, lock)
     elif lock is not None:
         update_meta(workspace, unlocked=lock.token)
-    what = (f"{copied.memories} memor{'y' if copied.memories == 1 else 'ies'}"
+    what = (plural(copied.memories, "memory")
             + (f" and the adapter {copied.adapter!r}" if copied.adapter else "")) if copied else "what could be read"
     if lock is not None:
         notice = (f"Your own copy of the class lab, copied from {name} ({what}). "
@@ -313,7 +314,9 @@ def _copy_of(name: str, params: dict, root: Path | None, *, lock=None, without_k
                      "Teacher mode and the class's settings are held by the class link; "
                      "your memories and progress are yours."))
     else:
-        how = "You opened it without its edit key, so this" if without_key else "This"
+        # A key that does not match is not the same as none: say which, so the owner checks their link.
+        how = ("The edit key in your link is not this lab's, so this" if without_key and params.get("key")
+               else "You opened it without its edit key, so this" if without_key else "This")
         notice = (f"{how} is your own copy, copied from {name} ({what}). Whatever you change here stays "
                   f"here: {name} itself is unchanged.")
     base = lock.settings if lock is not None else pinned_settings(workspace)

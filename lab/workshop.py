@@ -31,7 +31,7 @@ from typing import Any, Callable
 from lab.adapters import write_json_atomic
 from lab.agent import Answer
 from lab.errors import LabError
-from lab.evaluate import EVAL_MAX_TOKENS, METRICS, evaluate_arms, survivors, wipe_test
+from lab.evaluate import EVAL_MAX_TOKENS, METRICS, survivors, wipe_test
 from lab.links import LinkSettings
 from lab.scenario import Probe, load_scenario, target_matches
 

@@ -9,6 +9,7 @@ import ui
 from lab.agent import ARMS, validate_question
 from lab.attribution import explain
 from lab.errors import LabError
+from lab.plural import plural
 from lab.scenario import bundled_names, load_scenario
 
 ASKED_SHOWN = 300  # characters of the question echoed under the answers
@@ -32,7 +33,7 @@ with st.sidebar:
                   key=key("threshold"), on_change=lambda: ui.update_link(threshold=st.session_state[key("threshold")]),
                   help="A note scoring below this (cosine similarity to the question) stays out of the prompt.")
     settings = ui.current_settings()
-    st.caption(f"workspace: `{lab.workspace.name}` · {len(lab.memory)} memories · "
+    st.caption(f"workspace: `{lab.workspace.name}` · {plural(len(lab.memory), 'memory')} · "
                f"adapter: {lab.adapters.active_name() or 'none'}")
 
 # ---- the question: kept under this page's own keys, so it survives a visit to another page ----

@@ -10,12 +10,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import ui
-from lab import prompting
-from lab.agent import DEFAULT_K, DEFAULT_MIN_SCORE
 from lab.embedding_map import project_2d
 from lab.errors import LabError
-from lab.memory import Usage, validate_text
+from lab.explorer import explore
+from lab.memory import Usage, answer_after_edit, answer_disagrees
 from lab.pinned import budget_tokens, note_tokens
+from lab.plural import plural
 
 MAP_LIMIT = 5000  # memories drawn on the map (plus any retrieved); more makes the chart sluggish
 
@@ -25,6 +25,9 @@ st.caption("Notes kept outside the model and found again by meaning. Storing one
            "the model's weights never change.")
 key = ui.keys("memory")
 lab = ui.session()
+# Drawn here as on every page: in a locked class lab, a wrong unlock key or settings edited in the
+# address change nothing, and this one line says so (the page was once silent about it).
+settings = ui.link_settings()
 store = lab.memory
 
 
@@ -52,23 +55,29 @@ except LabError as error:
 by_id = {m.id: m for m in memories}
 usage = store.usage()
 pinned = [m for m in memories if m.pinned]
-st.caption(f"{len(memories)} memor{'y' if len(memories) == 1 else 'ies'} in workspace `{lab.workspace.name}`")
+st.caption(f"{plural(len(memories), 'memory')} in workspace `{lab.workspace.name}`")
 with st.container(border=True):
     # The price of the always-in-context tier, in the model's own tokens.
     pinned_cost = lab.pinned_tokens()
     pin_column, cost_column, budget_column = st.columns(3)
     pin_column.metric("Pinned memories", len(pinned), help="Sent into every memory-arm prompt, whatever the question")
     cost_column.metric("Pinned tokens per answer", pinned_cost,
-                       help="Every answer of the memory arms pays these prompt tokens, related or not")
+                       help="Every answer of the memory arms pays these prompt tokens, related or not: the "
+                            "pinned notes and the notes heading they bring (lab/pinned.py). One pinned note costs "
+                            "what its row in the table says; several share the heading, so a little less than "
+                            "the sum.")
     budget_column.metric("Pinned budget", f"{pinned_cost} of {budget_tokens()}")
     st.caption("**Retrieved** memories go into a prompt only when they score at or above the threshold for the "
                "question; **pinned** ones always do, the way agent products keep rules and preferences in context.")
 
+# The tabs (and the expander) keep their state under a key: without one, the browser went back to the
+# first tab after a run that changed what the page draws (an upload, *Skip the duplicates*, Import).
 if ui.teacher_mode():  # a class needs the table and the explorer; files and snapshots wait below
-    table_tab, explorer_tab = st.tabs(["Memories", "Retrieval explorer"])
-    files_tab = st.expander("Snapshots and files (advanced)")
+    table_tab, explorer_tab = st.tabs(["Memories", "Retrieval explorer"], key=key("tab"), on_change="rerun")
+    files_tab = st.expander("Snapshots and files (advanced)", key=key("files_open"), on_change="rerun")
 else:
-    table_tab, explorer_tab, files_tab = st.tabs(["Memories", "Retrieval explorer", "Snapshots and files"])
+    table_tab, explorer_tab, files_tab = st.tabs(["Memories", "Retrieval explorer", "Snapshots and files"],
+                                                 key=key("tab"), on_change="rerun")
 
 # ---- the memories: table, add, edit, delete, undo ------------------------------------------------
 with table_tab:
@@ -76,7 +85,7 @@ with table_tab:
     shown = [m for m in memories
              if needle.lower() in " ".join(filter(None, (m.text, m.question, m.answer))).lower()]
     if needle:
-        st.caption(f"{len(shown)} of {len(memories)} memories contain “{needle}”")
+        st.caption(f"“{needle}” is in {len(shown)} of {plural(len(memories), 'memory')}")
     orders = {"id": lambda m: m.id,
               "most sent into answers": lambda m: -usage.get(m.id, Usage()).retrievals,
               "last sent": lambda m: usage.get(m.id, Usage()).last_retrieved_at or "",
@@ -92,10 +101,12 @@ with table_tab:
                                 (usage.get(m.id, Usage()).last_retrieved_at or "")[:19].replace("T", " "),
                                 m.question, m.answer, m.source, m.updated_at[:19].replace("T", " "))
                                for m in shown],
-                              columns=["id", "kind", "text", "tokens", "sent", "decisive", "last sent", "question",
+                              columns=["id", "kind", "text", "prompt tokens", "sent", "decisive", "last sent", "question",
                                        "answer", "source", "updated"]),
                  hide_index=True, width="stretch",
-                 column_config={"tokens": st.column_config.NumberColumn(help="Prompt tokens its note takes when sent"),
+                 column_config={"prompt tokens": st.column_config.NumberColumn(
+                                    help="What the note adds to a prompt when it is sent alone, formatting "
+                                         "included: the same figure as the Playground's and the Learning page's"),
                                 "sent": st.column_config.NumberColumn(help="Answers it went into"),
                                 "decisive": st.column_config.NumberColumn(
                                     help="Times that leaving it out (Why?) changed the answer")})
@@ -105,6 +116,28 @@ with table_tab:
             done(undone[:1].upper() + undone[1:] + ".")
         except LabError as error:
             ui.show_error(error)
+
+    # Memories consolidated into an adapter left the memory; they stay listed here, and can come back.
+    retired = {r["id"]: r for r in store.retired()}
+    if retired:
+        with st.expander(f"Archived: {plural(len(retired), 'memory')} retired into adapters"):
+            st.caption("An adapter was trained on these and answered them without the note, so they left the "
+                       "memory and cost no prompt tokens. Restore one to have the memory arms retrieve it again; "
+                       "the adapter keeps what it learned.")
+            st.dataframe(pd.DataFrame([(r["id"], r["text"], r["adapter"], r["at"][:19].replace("T", " "))
+                                       for r in retired.values()], columns=["id", "text", "adapter", "retired"]),
+                         hide_index=True, width="stretch")
+            if st.session_state.get(key("archive_pick")) not in retired:
+                st.session_state.pop(key("archive_pick"), None)
+            restoring = st.selectbox("Archived memory", list(retired), key=key("archive_pick"),
+                                     format_func=lambda i: f"[{i}] {retired[i]['text'][:80]}")
+            if st.button("Restore into the memory", key=key("archive_restore")):
+                try:
+                    back = store.unretire(restoring)
+                    done(f"Restored [{back.id}] from the archive: the memory arms retrieve it again. "
+                         "Undo archives it again.")
+                except LabError as error:
+                    ui.show_error(error)
 
     add_column, edit_column = st.columns(2)
     with add_column:
@@ -143,6 +176,17 @@ with table_tab:
             new_question = st.text_input("Question (empty: none)", chosen.question or "",
                                          key=key(f"edit_question-{field}"))
             new_answer = st.text_input("Answer (empty: none)", chosen.answer or "", key=key(f"edit_answer-{field}"))
+            # Training on memory learns the answer, not the text: an edit must not leave the old fact behind.
+            # An answer nobody retyped follows the text (MemoryStore.update); say so, or warn where it cannot.
+            typed_answer = new_answer.strip() != (chosen.answer or "")
+            answer_then = (new_answer.strip() or None) if typed_answer else \
+                answer_after_edit(chosen.text, chosen.answer, new_text.strip())
+            if not typed_answer and answer_then != chosen.answer:
+                st.info(f"Saving changes its answer to follow the new text: “{answer_then}”.",
+                        icon=":material/sync:")
+            elif answer_disagrees(new_text, answer_then):
+                st.warning(f"The answer “{answer_then}” is not in the text. Training on memory learns the answer, "
+                           "so make the two say the same.", icon=":material/warning:")
             save, pin, delete = st.columns(3)
             if pin.button("Unpin" if chosen.pinned else "Pin", key=key("edit_pin"),
                           help="Pinned: in every memory-arm prompt. Retrieved: only when it scores high enough."):
@@ -155,10 +199,12 @@ with table_tab:
             if save.button("Save changes", key=key("edit_save"), type="primary"):
                 try:
                     updated = store.update(chosen.id, text=new_text, question=new_question.strip(),
-                                           answer=new_answer.strip())
+                                           answer=new_answer.strip() if typed_answer else None)
                     done("Nothing changed." if updated == chosen else
                          f"Saved [{chosen.id}]." + (" New text, so it was embedded again."
-                                                    if updated.text != chosen.text else ""))
+                                                    if updated.text != chosen.text else "")
+                         + (f" Its answer follows: “{updated.answer}”."
+                            if not typed_answer and updated.answer != chosen.answer else ""))
                 except LabError as error:
                     ui.show_error(error)
             if delete.button("Delete", key=key("edit_delete")):
@@ -170,36 +216,32 @@ with table_tab:
 
 # ---- retrieval explorer: what a question finds, what passes, what the model is sent --------------
 with explorer_tab:
-    st.markdown("Ask as a student would. The memory arm fetches the **k** nearest memories and keeps only "
-                "those at or above the **threshold**; the rest never reach the model.")
+    st.markdown("Ask as a student would. The memory arm fetches the nearest memories and sends at most **k** of "
+                "them: those at or above the **threshold**, and a second one only when it scores close to the "
+                "best. The rest never reach the model.")
     query = st.text_input("Question", key=key("explore_query"), placeholder="What is the refund window at Acme Corp?")
     left, right = st.columns(2)
-    k = left.slider("Memories to fetch (k)", 1, 10, DEFAULT_K, key=key("explore_k"))
-    threshold = right.slider("Similarity threshold", 0.0, 1.0, DEFAULT_MIN_SCORE, 0.01, key=key("explore_threshold"))
+    # They start where the link's settings (the Playground's) stand, so the explorer shows what the arm sends there.
+    k = left.slider("Memories to fetch (k)", 1, 10, min(max(settings.k, 1), 10), key=key("explore_k"))
+    threshold = right.slider("Similarity threshold", 0.0, 1.0, min(max(settings.threshold, 0.0), 1.0), 0.01,
+                             key=key("explore_threshold"))
 
-    query_vector, candidates, injected, prompt, pinned_hits = None, [], [], None, []
+    # The agent's own choice (Agent.prepare, via lab/explorer.py): the page decides nothing about what is sent.
+    seen = None
     if query.strip():
         try:
-            asked = validate_text(query, "question")
-            query_vector = store.embedder.embed_one(asked)  # embedded once: the search and the map share it
-            pinned_hits = store.pinned_hits(query_vector)
-            # min_score=-1 keeps all k, so the ones the threshold drops can be shown too.
-            candidates = [hit for hit in store.search_vector(query_vector, k=k + len(pinned_hits), min_score=-1.0)
-                          if not hit.pinned][:k]
-            injected = [hit for hit in candidates if hit.score >= threshold]
-            # As the agent does: pinned notes first, the best retrieved note last, next to the question.
-            prompt = lab.engine.format_prompt(prompting.memory_messages(
-                asked, [h.text for h in reversed(injected)], pinned=[h.text for h in pinned_hits]))
-            base_prompt = lab.engine.format_prompt(prompting.question_messages(asked))
-            extra_tokens = lab.engine.count_tokens(prompt) - lab.engine.count_tokens(base_prompt)
+            seen = explore(lab.agent, query, k=k, min_score=threshold)
         except LabError as error:
             ui.show_error(error)
-            query_vector, candidates, injected, prompt = None, [], [], None
+    query_vector = seen.vector if seen else None
+    candidates = [c.hit for c in seen.candidates] if seen else []
+    sent_ids = {c.hit.id for c in seen.candidates if c.sent} if seen else set()
+    pinned_hits = seen.pinned if seen else []
 
     found_column, map_column = st.columns(2)
     with found_column:
         st.subheader("Candidates")
-        if prompt is None:
+        if seen is None:
             st.info("Type a question to see which memories it finds.")
         elif not candidates and not pinned_hits:
             st.info("The memory is empty, so nothing is found: the memory arm sends the base prompt.")
@@ -207,16 +249,16 @@ with explorer_tab:
             if pinned_hits:
                 st.markdown(f":material/push_pin: **{len(pinned_hits)} pinned** go in whatever they score: "
                             + "; ".join(f"[{h.id}] {h.text[:60]} ({h.score:.2f})" for h in pinned_hits))
-            st.markdown(f"**{len(injected)} of {len(candidates)}** retrieved candidates reach the threshold "
-                        f"{threshold:.2f} and go into the prompt.")
-            st.dataframe([{"rank": rank, "id": hit.id, "score": round(hit.score, 3),
-                           "prompt": "✔ injected" if hit.score >= threshold else "✖ filtered out", "text": hit.text}
-                          for rank, hit in enumerate(candidates, 1)],
+            st.markdown(f"**{len(sent_ids)} of {len(candidates)}** retrieved candidates go into the prompt "
+                        f"(threshold {threshold:.2f}, k = {k}).")
+            st.dataframe([{"rank": rank, "id": c.hit.id, "score": round(c.hit.score, 3),
+                           "prompt": "✔ sent" if c.sent else f"✖ {c.why}", "text": c.hit.text}
+                          for rank, c in enumerate(seen.candidates, 1)],
                          column_config={"text": st.column_config.TextColumn(width="large")},
                          hide_index=True, width="stretch")
             bars = go.Figure(go.Bar(
                 x=[hit.score for hit in candidates], y=[f"[{hit.id}]" for hit in candidates], orientation="h",
-                marker_color=["#2ca02c" if hit.score >= threshold else "#bbbbbb" for hit in candidates],
+                marker_color=["#2ca02c" if hit.id in sent_ids else "#bbbbbb" for hit in candidates],
                 hovertext=[hover(hit.text) for hit in candidates], hoverinfo="text+x"))
             bars.add_vline(x=threshold, line_dash="dash", annotation_text="threshold", annotation_position="top")
             bars.update_layout(title="Cosine score of each candidate", xaxis_range=[min(0.0, *bars.data[0].x), 1],
@@ -242,8 +284,8 @@ with explorer_tab:
                 always = {m.id for m in pinned}
                 groups = [("other memories", "#9aa7b8", "circle", lambda i: i not in score and i not in always),
                           ("pinned (always sent)", "#9467bd", "diamond", lambda i: i in always),
-                          ("filtered out", "#ff7f0e", "circle-open", lambda i: i in score and score[i] < threshold),
-                          ("injected", "#2ca02c", "circle", lambda i: i in score and score[i] >= threshold)]
+                          ("left out", "#ff7f0e", "circle-open", lambda i: i in score and i not in sent_ids),
+                          ("sent", "#2ca02c", "circle", lambda i: i in sent_ids)]
                 chart = go.Figure()
                 for name, colour, symbol, belongs in groups:
                     rows = [n for n, m in enumerate(mapped) if belongs(m.id)]
@@ -277,16 +319,16 @@ with explorer_tab:
                            + (f" Showing {len(mapped)} of {len(memories)} memories." if len(memories) > MAP_LIMIT
                               else ""))
 
-    if prompt is not None:
+    if seen is not None:
         st.subheader("What the memory arm would send")
         injected_column, tokens_column, extra_column = st.columns(3)
-        injected_column.metric("Memories injected", len(injected) + len(pinned_hits),
-                               help=f"{len(pinned_hits)} pinned, {len(injected)} retrieved")
-        tokens_column.metric("Prompt tokens", lab.engine.count_tokens(prompt))
-        extra_column.metric("Extra tokens for memories", extra_tokens,
+        injected_column.metric("Memories injected", len(seen.prepared.hits),
+                               help=f"{len(pinned_hits)} pinned, {len(seen.sent)} retrieved")
+        tokens_column.metric("Prompt tokens", seen.prompt_tokens)
+        extra_column.metric("Extra tokens for memories", seen.extra_tokens,
                             help="Compared with the base arm's prompt for the same question. "
                                  f"The pinned memories' {pinned_cost} are paid on every question.")
-        st.code(prompt, language=None)
+        st.code(seen.prompt, language=None)
 
 # ---- snapshots, export and import ----------------------------------------------------------------
 with files_tab:
@@ -299,7 +341,7 @@ with files_tab:
         if st.button("Save snapshot", key=key("snapshot_save")):
             try:
                 saved = store.snapshot(name.strip())
-                done(f"Saved snapshot '{name.strip()}' with {saved} memories.", snapshot_name="")
+                done(f"Saved snapshot '{name.strip()}' with {plural(saved, 'memory')}.", snapshot_name="")
             except LabError as error:
                 ui.show_error(error)
         snapshots = store.snapshots()
@@ -315,7 +357,7 @@ with files_tab:
             restore, remove = st.columns(2)
             if restore.button("Restore", key=key("snapshot_restore")):
                 try:
-                    done(f"Restored '{picked}': {store.restore(picked)} memories. Undo brings back the ones before.")
+                    done(f"Restored '{picked}': {plural(store.restore(picked), 'memory')}. Undo brings back the ones before.")
                 except LabError as error:
                     ui.show_error(error)
             if remove.button("Delete snapshot", key=key("snapshot_delete")):
@@ -347,12 +389,13 @@ with files_tab:
                     duplicates = store.duplicates_in(path)
                     skip = False
                     if duplicates:
-                        st.warning(f"{duplicates} of the file's memories are already in this memory, word for word.")
+                        st.warning(f"{duplicates} of the file's memories {'is' if duplicates == 1 else 'are'} already in this "
+                                   "memory, word for word.")
                         skip = st.checkbox("Skip the duplicates", value=True, key=key("import_skip"))
                     if st.button("Import", key=key("import")):
                         added = store.import_(path, skip_duplicates=skip)
-                        done(f"Imported {added} memories from {upload.name}"
-                             + (f" ({duplicates} duplicates skipped)." if skip and duplicates else "."))
+                        done(f"Imported {plural(added, 'memory')} from {upload.name}"
+                             + (f" ({plural(duplicates, 'duplicate')} skipped)." if skip and duplicates else "."))
                 except LabError as error:
                     # The message names the temporary copy; the student knows the file by its own name.
                     ui.show_error(LabError(str(error).replace(str(path), upload.name)))
@@ -365,6 +408,6 @@ st.caption("Erases every memory at once. The memory arm is back to the base mode
 sure = st.checkbox("I understand: the wipe erases every memory", key=key("wipe_confirm"))
 if st.button("Wipe memory", type="primary", disabled=not sure, key=key("wipe")):
     try:
-        done(f"Wiped {store.wipe()} memories. Undo brings them back.", wipe_confirm=False)
+        done(f"Wiped {plural(store.wipe(), 'memory')}. Undo brings them back.", wipe_confirm=False)
     except LabError as error:
         ui.show_error(error)

@@ -11,6 +11,8 @@ from lab.errors import LabError
 from lab.jobs import ConsolidationJob, TrainingJob
 from lab.learning import TrainingConfig
 from lab.merge import make_permanent
+from lab.pinned import note_tokens
+from lab.plural import plural
 from lab.scenario import bundled_names, load_scenario
 from lab.staging import CandidateRule, candidates
 
@@ -160,9 +162,9 @@ def consolidation_panel():
     if job.state == "done":
         report = job.report
         verified = report["verified"]
-        st.success(f"Adapter **{report['name']}** ({report['method']}) trained on {len(report['trained_on'])} "
-                   f"memories; verified without notes: reliability {verified['reliability']}, locality "
-                   f"{verified['locality']}; retired {len(report['retired'])}.")
+        st.success(f"Adapter **{report['name']}** ({report['method']}) trained on "
+                   f"{plural(len(report['trained_on']), 'memory')}; verified without notes: reliability "
+                   f"{verified['reliability']}, locality {verified['locality']}; retired {len(report['retired'])}.")
         before_col, after_col, saved_col = st.columns(3)
         before_col.metric("memory-arm prompt tokens before", report["prompt_tokens_before"])
         after_col.metric("after", report["prompt_tokens_after"])
@@ -215,7 +217,7 @@ if lab.adapters.active_name() and st.button("Deactivate", key=key("deactivate"))
 st.subheader("What each costs")
 active = lab.adapters.active()
 memories = lab.memory.list()
-tokens_per_memory = (sum(lab.engine.count_tokens(m.text) for m in memories) / len(memories)) if memories else None
+tokens_per_memory = (sum(note_tokens(lab.engine, m.text) for m in memories) / len(memories)) if memories else None
 # Measured here, not quoted: embedding one sentence is most of what remembering costs.
 started = time.perf_counter()
 lab.memory.embedder.embed_one("The refund window at Acme Corp is 45 days.")
@@ -227,4 +229,5 @@ cost[1].metric("to train the active adapter", f"{active.meta.get('seconds', 0):.
 cost[2].metric("active adapter on disk", f"{active.to_json()['size_bytes'] / 1e6:.1f} MB" if active else "—",
                help="the memory store grows by about 2 KB per note instead")
 cost[3].metric("prompt tokens a memory adds", f"{tokens_per_memory:.0f} per note" if tokens_per_memory else "—",
-               help="every retrieved note is read by the model on every question; an adapter adds none")
+               help="what a note adds to a prompt when sent, formatting included (the Memory page's figure), "
+                    "averaged over your memories; an adapter adds none")

@@ -13,16 +13,6 @@ from lab.scenario import bundled_names, load_scenario
 
 DONE_ICON, OPEN_ICON = ":material/check_circle:", ":material/radio_button_unchecked:"
 
-# TEMP until ui.literal_markdown lands (another branch adds it to ui.py; the lead deletes this block
-# at merge). Notes, questions and replies are data: each Markdown special character is escaped.
-if not hasattr(ui, "literal_markdown"):
-    import re
-
-    def _literal_markdown(text) -> str:
-        return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", str(text))
-
-    ui.literal_markdown = _literal_markdown
-
 
 def sent_notes(hits) -> str:
     """The notes an answer was sent, as literal text: pinned ones as pinned (they go into every

@@ -69,6 +69,15 @@ def test_memory_commands_round_trip(tmp_path):
     assert lab_json("memory", "list", "--workspace", "other", home=tmp_path) == {"memories": []}
 
 
+def test_an_edit_brings_the_answer_along_and_counts_are_in_words(tmp_path):
+    head = "The new head of research is Tomasz Wierzbicki."
+    made = lab_json("remember", head, "--question", "Who is the new head of research?", "--answer", "Tomasz Wierzbicki",
+                    home=tmp_path)["id"]
+    edited = lab_json("memory", "edit", str(made), "The new head of research is Amara.", home=tmp_path)
+    assert edited == {"id": made, "text": "The new head of research is Amara.", "answer": "Amara"}
+    assert lab("memory", "wipe", home=tmp_path).stdout.startswith("wiped 1 memory (")
+
+
 @pytest.mark.parametrize("args, message", [
     (["ask", "What?", "--arm", "learned"], "python -m lab train"),
     (["ask", "", "--arm", "memory"], "empty"),

@@ -140,7 +140,7 @@ def test_the_five_minute_demo_without_a_terminal(server, browser, lab_home):
     wait_until_quiet(page)
     assert workspace_of(page) == workspace
     open_page(page, "Playground")
-    assert "1 memories" in page.locator("[data-testid='stSidebar']").inner_text()
+    assert "1 memory ·" in page.locator("[data-testid='stSidebar']").inner_text()
     assert stored_texts(lab_home, workspace) == [REFUND_NOTE]
     no_exception(page)
     page.close()

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import lab.memory as memory_module
 from lab.errors import LabError, NotFound
-from lab.memory import EXPORT_FORMAT, MAX_TEXT_CHARS, Hit, Memory, MemoryStore
+from lab.memory import EXPORT_FORMAT, MAX_TEXT_CHARS, Hit, Memory, MemoryStore, answer_after_edit, answer_disagrees
 
 from memory_crash_writer import crash_text
 
@@ -128,6 +128,41 @@ def test_update_re_embeds_and_undo_puts_the_old_text_back(store):
     assert store.search(REFUND, k=1)[0].score > 0.99
 
 
+HEAD = "The new head of research is Tomasz Wierzbicki."
+
+
+def test_an_edited_text_brings_its_answer_along(store):
+    # Training on memory learns the answer: an edit of the text alone once left the old fact to be trained.
+    whole = store.add(HEAD, question="Who is the new head of research?", answer=HEAD)
+    assert store.update(whole.id, text="The new head of research is Amara.").answer == \
+        "The new head of research is Amara."
+    short = store.add("The head of sales is Tomasz Wierzbicki.", answer="Tomasz Wierzbicki")
+    assert store.update(short.id, text="The head of sales is Amara Okafor.").answer == "Amara Okafor"
+    kept = store.add(REFUND, answer="45 days")
+    assert store.update(kept.id, text="Acme Corp refunds within 45 days.").answer == "45 days"  # still in it
+    assert store.update(kept.id, text="Acme Corp refunds within 60 days.", answer="60 days").answer == "60 days"
+    # An edit that does not simply replace the answer's words keeps the answer; the page warns.
+    odd = store.update(kept.id, text="Refunds take two months at Acme Corp.")
+    assert odd.answer == "60 days" and answer_disagrees(odd.text, odd.answer)
+    store.undo()
+    assert store.get(kept.id).answer == "60 days" and not answer_disagrees(store.get(kept.id).text, "60 days")
+    store.undo()
+    store.undo()
+    assert store.get(kept.id).answer == "45 days" and store.get(kept.id).text == REFUND  # one undo per edit
+
+
+@pytest.mark.parametrize("old, answer, new, expected", [
+    (HEAD, HEAD, "Amara leads research.", "Amara leads research."),
+    (HEAD, "Tomasz Wierzbicki", "The new head of research is Amara.", "Amara"),
+    (HEAD, "Tomasz Wierzbicki.", "The new head of research is Amara.", "Amara."),
+    (HEAD, "Tomasz Wierzbicki", "Research is now led by Amara.", "Tomasz Wierzbicki"),  # cannot tell: kept
+    (HEAD, None, "The new head of research is Amara.", None),
+    (REFUND, "45 days", REFUND, "45 days"),
+])
+def test_answer_after_edit(old, answer, new, expected):
+    assert answer_after_edit(old, answer, new) == expected
+
+
 def test_delete_then_undo_brings_back_the_same_id(store):
     keep, gone = store.add(REFUND), store.add(PENGUINS)
     assert store.delete(gone.id) == gone
@@ -165,6 +200,35 @@ def test_only_the_last_undo_depth_changes_can_be_undone(store, monkeypatch):
     with pytest.raises(LabError, match="nothing to undo"):
         store.undo()
     assert texts(store) == POOL[:2]
+
+
+def test_a_retired_memory_is_listed_and_restored_as_it_was(store):
+    refund = store.add(REFUND, question=REFUND_Q, answer="45 days", source="scenario:acme")
+    penguins = store.add(PENGUINS)
+    store.retire([refund.id], "acme")
+    assert [r["id"] for r in store.retired()] == [refund.id] and texts(store) == [PENGUINS]
+    assert store.unretire(refund.id) == refund  # its id, question, answer and dates
+    assert store.retired() == [] and store.search(REFUND_Q, k=1)[0].id == refund.id
+    assert store.undo() == f"undid restore of retired memory {refund.id}"
+    assert [r["id"] for r in store.retired()] == [refund.id] and texts(store) == [PENGUINS]
+    store.unretire(refund.id)
+    store.delete(refund.id)
+    assert store.retired() == []  # deleted after it came back: deleted, not retired
+    with pytest.raises(NotFound, match="no retired memory"):
+        store.unretire(refund.id)
+    with pytest.raises(NotFound, match="no retired memory"):
+        store.unretire(penguins.id)
+
+
+def test_a_retired_memory_comes_back_after_its_retire_left_the_undo_history(store, monkeypatch):
+    monkeypatch.setattr(memory_module, "UNDO_DEPTH", 2)
+    refund = store.add(REFUND, question=REFUND_Q, answer="45 days")
+    store.retire([refund.id], "acme")
+    for text in POOL[1:4]:  # the retire's archived row (and its embedding) is dropped
+        store.add(text)
+    assert store._db.execute("SELECT COUNT(*) FROM archive WHERE id = ?", [refund.id]).fetchone()[0] == 0
+    assert store.unretire(refund.id) == refund  # from the record its history kept, embedded again
+    assert store.search(REFUND_Q, k=1)[0].id == refund.id
 
 
 def test_opening_and_reading_need_no_embedder(tmp_path, cached):

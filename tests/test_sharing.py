@@ -84,6 +84,17 @@ def test_a_workspace_id_alone_gives_no_access_to_that_workspace(owner, home, par
     assert fingerprint(workspace) == before
 
 
+def test_the_copy_notice_tells_a_wrong_key_from_none_and_counts_in_words(owner, home):
+    assert "without its edit key" in sharing.arrive({"workspace": "alice"}, home).notice
+    wrong = sharing.arrive({"workspace": "alice", "key": "guessed"}, home).notice
+    assert "edit key in your link is not this lab's" in wrong and "without its edit key" not in wrong
+    assert "(2 memories and the adapter 'pirate')" in wrong
+    single, _ = sharing.create_workspace("bob", home)
+    with MemoryStore(single.memory_dir) as store:
+        store.add(NOTES[0])
+    assert "(1 memory)" in sharing.arrive({"from": "bob"}, home).notice
+
+
 def test_a_copied_link_leaves_the_original_untouched(owner, home, embedder):
     workspace, _ = owner
     before = fingerprint(workspace)

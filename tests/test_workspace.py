@@ -76,6 +76,8 @@ def test_workspaces_cli_lists_and_prunes(tmp_path, monkeypatch, capsys):
     rows = json.loads(capsys.readouterr().out)["workspaces"]
     assert [r["name"] for r in rows] == ["named-one"] and set(rows[0]) == {"name", "memories", "adapters", "bytes",
                                                                              "last_used"}
+    assert main(["workspaces", "list"]) == 0
+    assert "0 adapters" in capsys.readouterr().out  # counts in words: never "1 adapters"
     assert main(["workspaces", "prune", "--older-than", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"pruned": [], "shared_adapters_pruned": 0}
     assert main(["workspaces", "prune", "--older-than", "-3"]) != 0
