@@ -582,7 +582,10 @@ def cmd_update_test(session, args):
     report = update_test(session, scenario, config=config, on_stage=stage, details=details)
     if show:
         print(file=sys.stderr)
-    return report, table(report, details)
+    details["active"] = session.adapters.active_name()
+    # The two adapters stay in the workspace: said in the text, and named in the JSON.
+    left = list((details.get("adapters") or {}).values())
+    return {**report, "adapters_left": left}, table(report, details)
 
 
 def cmd_import(session, args):
