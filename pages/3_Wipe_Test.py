@@ -59,6 +59,7 @@ with st.container(border=True):
                 name = lab.adapters.free_name(scenario.name)
                 st.session_state[key("job")] = job = TrainingJob(lab, name=name, scenario=scenario,
                                                                  slot=key("job")).start()
+                st.rerun()  # drawn again with the button disabled: a second click must not train twice
             except LabError as error:
                 ui.show_error(error)
 

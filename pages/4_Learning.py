@@ -115,6 +115,7 @@ if st.button("Train", type="primary", disabled=bool(job and not job.finished) or
         st.session_state[key("job")] = job = TrainingJob(lab, name=name.strip(), scenario=scenario, config=train_config,
                                                          method=method, slot=key("job")).start()
         st.session_state.pop(key("job_shown"), None)
+        st.rerun()  # drawn again with Train disabled: a second click must not start a second training
     except LabError as error:
         ui.show_error(error)
 
@@ -123,6 +124,9 @@ def progress_panel():
     job = st.session_state.get(key("job"))
     if job is None:
         return
+    if not job.finished:  # after a reload the widgets above are back at their defaults: say what runs
+        st.markdown(f"Training **{job.name}** on {f'the {job.scenario.name} scenario' if job.scenario else 'your memory'}"
+                    f", {job.config.steps} steps ({METHODS[job.method].split(' (')[0]}):")
     ui.training_progress(job, key)  # preparing, queued (place, expected start), training; Cancel throughout
     if job.progress:
         figure = go.Figure(go.Scatter(x=[p.step for p in job.progress], y=[p.loss for p in job.progress],
@@ -135,14 +139,14 @@ def progress_panel():
                  f"before, so it was reused here in {result.seconds:.1f} s" if result.reused else "")
         st.success(f"Adapter {result.name!r} trained in {result.training_seconds:.1f} s{reuse}, and activated. "
                    "Now wipe the memory and ask again.")
-        job.reported = True  # shown: a reload need not find it again
-        if st.session_state.get(key("job_shown")) is not job:
-            # The list and the costs below were drawn before it finished: redraw the whole page once.
-            st.session_state[key("job_shown")] = job
-            st.rerun(scope="app")
     elif job.finished:
         st.warning(job.error)
+    if job.finished and st.session_state.get(key("job_shown")) is not job:
+        # Shown: a reload need not find it again. The Train button, the list, the costs and the
+        # sidebar were drawn while it ran: redraw the whole page once.
         job.reported = True
+        st.session_state[key("job_shown")] = job
+        st.rerun(scope="app")
 
 
 # Polls only while a training runs: a fragment that reruns every second for every visitor
@@ -216,6 +220,7 @@ if st.button(f"Consolidate {len(picked_ids)} memor{'y' if len(picked_ids) == 1 e
         st.session_state[key("consolidate_job")] = c_job = ConsolidationJob(
             lab, name=c_name.strip(), memories=chosen, method=method, retire=c_retire, config=config,
             slot=key("consolidate_job")).start()
+        st.rerun()  # drawn again with the button disabled
     except LabError as error:
         ui.show_error(error)
 
@@ -246,13 +251,12 @@ def consolidation_panel():
         for kept in report.get("unverifiable", []):
             st.info(f"Memory [{kept['id']}] *{kept['text']}* was trained on and stays in memory: {kept['why']}",
                     icon=":material/push_pin:")
-        job.reported = True
-        if st.session_state.get(key("consolidate_shown")) is not job:
-            st.session_state[key("consolidate_shown")] = job
-            st.rerun(scope="app")
     elif job.finished:
         st.warning(job.error)
-        job.reported = True
+    if job.finished and st.session_state.get(key("consolidate_shown")) is not job:
+        job.reported = True  # shown; the rest of the page was drawn while it ran: redraw it once
+        st.session_state[key("consolidate_shown")] = job
+        st.rerun(scope="app")
 
 
 ui.poll_while(bool(c_job and not c_job.finished))(consolidation_panel)()
