@@ -280,6 +280,8 @@ def training_progress(job, key) -> None:
         if job.waiting_elsewhere:
             text = ("Queued: waiting for a training started elsewhere on this server (from the command "
                     "line, for instance) to finish. Trainings run one at a time.")
+        elif not job.position:  # 0: its turn has come, this very moment
+            text = "Its turn has come: starting…"
         else:
             when = (f" Expected to start in about {max(0, start - time.time()):.0f} s "
                     f"({time.strftime('%H:%M:%S', time.localtime(start))}), from this server's measured "

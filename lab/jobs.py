@@ -250,7 +250,9 @@ def stage_of(job) -> str:
     if state in FINISHED or ticket is None:
         return state
     if state == "queued":
-        if not job.position:
+        if getattr(job, "waiting_elsewhere", False):
+            return "queued"  # its turn here came; another process on this LAB_HOME is training
+        if job.position is None:
             return "registering"  # out of the line: an identical training done before is reused
         return "preparing" if ticket.preparing else "queued"
     last = job.progress[-1] if job.progress else None
