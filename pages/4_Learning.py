@@ -74,7 +74,6 @@ if existing:
                             help="Training under an existing name overwrites it. Tick to confirm, or pick a new name.")
 
 
-
 def estimate_caption(config: TrainingConfig, scenario, memories=None) -> str:
     """How long this training should take here, from the pace measured on this server's own
     trainings (lab/training_pace.py), with the base model's answers it prepares first."""
