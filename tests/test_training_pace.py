@@ -47,3 +47,15 @@ def test_a_damaged_pace_file_is_a_first_guess_not_a_crash():
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("{not json")
     assert not training_pace.current().steps_measured
+
+
+def test_the_experiments_estimate_follows_the_measured_pace():
+    """Pure: a sweep that trains adapters is estimated at this server's measured seconds per step."""
+    from lab import experiments
+    from lab.scenario import load_scenario
+
+    acme = load_scenario("acme")
+    guessed = experiments.estimate_seconds("rank", acme, [2, 4], steps=20)
+    training_pace.record_training(steps=20, train_s=200.0, other_s=30.0)  # a slow server: 10 s a step
+    measured = experiments.estimate_seconds("rank", acme, [2, 4], steps=20)
+    assert measured - guessed > 2 * 20 * 9  # two adapters, twenty steps each, about 9.5 s slower a step
