@@ -159,6 +159,7 @@ def session() -> LabSession:
     _write_address()
     _share_panel(st.session_state[_LAB])
     _show_link_warning()
+    _trainings_in_sidebar(st.session_state[_LAB])
     return st.session_state[_LAB]
 
 
@@ -299,39 +300,77 @@ def _ordinal(n: int) -> str:
 
 
 def training_progress(job, key) -> None:
-    """An unfinished TrainingJob: its place in the server's training queue and when it should
-    start, or its progress once it trains; a Cancel button either way. Finished jobs are the
-    page's to report. Trainings run one at a time (lab/training_queue.py), so with a class
-    pressing Train together most of them wait, and should say so rather than look stuck."""
+    """An unfinished TrainingJob: what it is doing (preparing its data, its place in the
+    server's training queue and when it should start, loading, its steps, saving), with a
+    Cancel button throughout. Finished jobs are the page's to report. Trainings run one at a
+    time (lab/training_queue.py), so with a class pressing Train together most of them wait,
+    and should say so rather than look stuck; the estimates are this server's measured pace."""
     import time
+
+    from lab.jobs import describe, stage_of
 
     if job is None or job.finished:
         return
-    if job.state == "queued":
+    stage = stage_of(job)
+    if stage == "queued":
         start = job.expected_start
         if job.waiting_elsewhere:
             text = ("Queued: waiting for a training started elsewhere on this server (from the command "
                     "line, for instance) to finish. Trainings run one at a time.")
-        elif job.position:
+        elif not job.position:  # 0: its turn has come, this very moment
+            text = "Its turn has come: starting…"
+        else:
             when = (f" Expected to start in about {max(0, start - time.time()):.0f} s "
-                    f"({time.strftime('%H:%M:%S', time.localtime(start))}).") if start else ""
+                    f"({time.strftime('%H:%M:%S', time.localtime(start))}), from this server's measured "
+                    "pace.") if start else ""
             text = (f"Queued: {_ordinal(job.position)} in line. Trainings run one at a time on this server, "
                     f"so questions stay quick.{when}")
-        else:  # out of the line already: an identical training done before is being registered
-            text = "Getting the adapter ready…"
         st.info(text, icon=":material/hourglass_top:")
         label = "Cancel (leave the queue)"
+    elif stage in ("preparing", "registering"):
+        st.info(describe(job), icon=":material/hourglass_top:")
+        label = "Cancel (before it trains)"
     else:
         last = job.progress[-1] if job.progress else None
-        st.progress(last.step / last.steps if last else 0.0,
-                    text=(f"training: step {last.step}/{last.steps} · loss {last.loss:.3f} · "
-                          f"{last.tokens_per_s:.0f} tokens/s · about {last.eta_s:.0f} s left") if last else
-                    "preparing the base model for training (the first time only: it is converted once and "
-                    "kept), then training…")
+        text = describe(job) if stage in ("loading", "saving") else (
+            f"training: step {last.step}/{last.steps} · loss {last.loss:.3f} · "
+            f"{last.tokens_per_s:.0f} tokens/s · about {last.eta_s:.0f} s left")
+        st.progress(last.step / last.steps if last else 0.0, text=text)
         label = "Cancel training"
     if st.button(label, key=key("cancel")):
         job.cancel()
 
+
+def kept_job(lab: LabSession, state_key: str):
+    """This session's job under `state_key`, or the one a reload left running: a reload is a
+    new session (st.session_state starts empty) while the training goes on in the server, so
+    the page must find it on lab.jobs.BOARD, by workspace and slot, and show it again."""
+    from lab.jobs import BOARD
+
+    found = BOARD.find(lab.workspace.name, state_key)
+    if found is not None and st.session_state.get(state_key) is not found:
+        st.session_state[state_key] = found
+    return st.session_state.get(state_key)
+
+
+def _trainings_in_sidebar(lab: LabSession) -> None:
+    """Every page's sidebar names the workspace's trainings that run, or ended with nobody
+    told: an adapter never turns active unseen, whichever page is open."""
+    from lab.jobs import BOARD, stage_of
+
+    for job in BOARD.unseen(lab.workspace.name):
+        if job.finished:
+            job.announced = True  # said once; the page that started it still reports it in full
+        if job.state == "done":
+            st.sidebar.caption(f":material/check_circle: The training of **{job.name}** finished, and its adapter "
+                               "was made the active one.")
+        elif job.finished:
+            st.sidebar.caption(f":material/cancel: The training of **{job.name}** ended: {job.error}")
+        else:
+            last = job.progress[-1] if job.progress else None
+            doing = f"step {last.step} of {last.steps}" if last and stage_of(job) == "training" else stage_of(job)
+            st.sidebar.caption(f":material/model_training: Training **{job.name}** ({doing}). It becomes the "
+                               "active adapter when it finishes.")
 
 
 # ---- teacher mode and shareable links ------------------------------------------------------

@@ -547,8 +547,11 @@ def cmd_consolidate(session, args):
     lines.append(f"verified reliability {verified['reliability']}, locality {verified['locality']}; retired "
                  f"{report['retired'] or 'none'}; memory-arm prompt tokens {report['prompt_tokens_before']} -> "
                  f"{report['prompt_tokens_after']}")
+    lines.append(report["prompt_tokens_note"])
+    lines += [f"  [{kept['id']}] trained on, kept in memory: {kept['why']}" for kept in report["unverifiable"]]
     data = {key: report[key] for key in ("name", "trained_on", "verified", "retired", "prompt_tokens_before",
-                                          "prompt_tokens_after", "method", "answers")}
+                                          "prompt_tokens_after", "method", "answers", "retired_note_tokens",
+                                          "took_their_place", "unverifiable", "prompt_tokens_note")}
     return data, "\n".join(lines)
 
 
@@ -582,7 +585,10 @@ def cmd_update_test(session, args):
     report = update_test(session, scenario, config=config, on_stage=stage, details=details)
     if show:
         print(file=sys.stderr)
-    return report, table(report, details)
+    details["active"] = session.adapters.active_name()
+    # The two adapters stay in the workspace: said in the text, and named in the JSON.
+    left = list((details.get("adapters") or {}).values())
+    return {**report, "adapters_left": left}, table(report, details)
 
 
 def cmd_import(session, args):

@@ -367,11 +367,39 @@ def answers_match(expected: str, reply: str, question: str = "") -> bool:
 
 def memory_prompt_tokens(session, questions) -> float:
     """Mean prompt tokens of the memory arm for `questions` with the memory as it is now."""
+    return memory_prompts(session, questions)[0]
+
+
+def memory_prompts(session, questions) -> tuple[float, dict[int, str]]:
+    """(mean prompt tokens of the memory arm for `questions`, {id: text} of the retrieved notes
+    those prompts hold), with the memory as it is now. The notes matter as much as the mean:
+    a retired note's place among the k retrieved goes to the next note that passes the
+    threshold, and then the prompt is no shorter (tests/test_consolidation.py)."""
     if not questions:
-        return 0.0
-    engine = session.engine
-    return sum(len(engine.tokenize(engine.format_prompt(session.agent.prepare(q, "memory").messages)))
-               for q in questions) / len(questions)
+        return 0.0, {}
+    engine, total, notes = session.engine, 0, {}
+    for question in questions:
+        prepared = session.agent.prepare(question, "memory")
+        total += len(engine.tokenize(engine.format_prompt(prepared.messages)))
+        notes.update({hit.id: hit.text for hit in prepared.hits if not hit.pinned})
+    return total / len(questions), notes
+
+
+def prompt_tokens_note(report: dict) -> str:
+    """What the prompt-token figures of a consolidate_memories report mean, in one line: what the
+    retired notes cost, and which notes took their places if the prompts did not get shorter."""
+    retired, cost = report.get("retired") or [], report.get("retired_note_tokens", 0)
+    if not retired:
+        return "Nothing was retired, so the memory arm's prompts are as they were."
+    saved = report["prompt_tokens_before"] - report["prompt_tokens_after"]
+    what = (f"The retired note{'s' if len(retired) != 1 else ''} ({cost} prompt tokens as note"
+            f"{'s' if len(retired) != 1 else ''}) left the memory arm's prompts for these questions")
+    fillers = report.get("took_their_place") or []
+    if not fillers:
+        return f"{what}: {saved:.1f} tokens fewer per answer."
+    named = ", ".join(f"[{n['id']}] {n['text'][:60]}" for n in fillers)
+    return (f"{what}, but other notes that pass the retrieval threshold took their places ({named}), so the "
+            f"prompts are {saved:.1f} tokens shorter per answer. A higher threshold keeps such unrelated notes out.")
 
 
 def consolidate_memories(session, memories, *, name: str, method: str = DEFAULT_METHOD, retire: bool = False,
@@ -390,7 +418,7 @@ def consolidate_memories(session, memories, *, name: str, method: str = DEFAULT_
                        in_app="Choose at least one memory to consolidate.")
     asked = [m for m in memories if m.question]
     questions = [m.question for m in asked]
-    tokens_before = memory_prompt_tokens(session, questions)
+    tokens_before, notes_before = memory_prompts(session, questions)
     result = consolidate(session, name=name, config=config, method=method, memories=memories,
                          on_progress=on_progress, cancel=cancel, ticket=ticket)
     agent = session.agent
@@ -402,11 +430,25 @@ def consolidate_memories(session, memories, *, name: str, method: str = DEFAULT_
     right = [i for i, (b, (_, pattern)) in enumerate(zip(base, VERIFY_LOCALITY)) if re.search(pattern, b.answer, re.I)]
     kept = sum(bool(re.search(VERIFY_LOCALITY[i][1], learned[i].answer, re.I)) for i in right)
     retired = [m.id for m in session.memory.retire(verified, name)] if retire and verified else []
-    return {"name": name, "method": method, "trained_on": [m.id for m in memories],
-            "verified": {"reliability": round(len(verified) / len(asked), 3) if asked else None,
-                         "locality": round(kept / len(right), 3) if right else None, "ids": verified},
-            "retired": retired, "prompt_tokens_before": round(tokens_before, 1),
-            "prompt_tokens_after": round(memory_prompt_tokens(session, questions), 1),
-            "seconds": round(result.seconds, 1), "reused": result.reused,
-            "answers": [{"id": m.id, "question": m.question, "expected": m.answer or m.text, "reply": r.answer,
-                         "verified": m.id in verified} for m, r in zip(asked, replies)]}
+    tokens_after, notes_after = memory_prompts(session, questions)
+    from lab.pinned import note_tokens  # what a note costs in a prompt, as the Memory page and Workshop say
+
+    report = {"name": name, "method": method, "trained_on": [m.id for m in memories],
+              "verified": {"reliability": round(len(verified) / len(asked), 3) if asked else None,
+                           "locality": round(kept / len(right), 3) if right else None, "ids": verified},
+              "retired": retired, "prompt_tokens_before": round(tokens_before, 1),
+              "prompt_tokens_after": round(tokens_after, 1),
+              "seconds": round(result.seconds, 1), "reused": result.reused,
+              "answers": [{"id": m.id, "question": m.question, "expected": m.answer or m.text, "reply": r.answer,
+                           "verified": m.id in verified} for m, r in zip(asked, replies)],
+              # What the retired notes cost, and the notes retrieval sends in their places now.
+              "retired_note_tokens": sum(note_tokens(session.engine, m.text) for m in memories if m.id in retired),
+              "took_their_place": [{"id": i, "text": t} for i, t in sorted(notes_after.items()) if i not in notes_before],
+              # Never retired: without a question the adapter cannot be checked without the note.
+              "unverifiable": [{"id": m.id, "text": m.text, "why": (
+                  "it has no question, so the adapter cannot be checked without it, and an unchecked note is "
+                  "never retired." + (" A pinned rule still goes into every memory-arm prompt: if the adapter "
+                                      "follows it on its own (ask the learned arm), unpin or delete it yourself."
+                                      if m.pinned else ""))} for m in memories if not m.question]}
+    report["prompt_tokens_note"] = prompt_tokens_note(report)
+    return report

@@ -262,6 +262,20 @@ class Engine:
                 max_tokens=request.max_tokens, stop=request.stop, stop_description=described))
         return keys
 
+    def in_reply_cache(self, conversations: Sequence[Sequence[dict]], *, max_tokens: int = DEFAULT_MAX_TOKENS,
+                       stop: Sequence[str] = DEFAULT_STOP) -> list[bool]:
+        """Whether chat_many(conversations) would find each reply in the class's reply cache,
+        with no adapter: what a training's estimate counts as already answered."""
+        from lab import reply_cache
+        from lab.decoder import Request
+
+        if not (self.use_reply_cache and reply_cache.enabled()):
+            return [False] * len(conversations)
+        cache = reply_cache.shared_cache()
+        requests = [Request(self._llm.tokenize(self.format_prompt(m).encode("utf-8"), special=True), max_tokens,
+                            tuple(stop), None) for m in conversations]
+        return [key is not None and cache.get(key) is not None for key in self._cache_keys(requests, None)]
+
     # ---- requests in flight: the same work, generated once -------------------------------
 
     def _claim(self, keys: list[str | None]):

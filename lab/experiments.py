@@ -50,7 +50,7 @@ K_RANGE, THRESHOLD_RANGE, RANK_RANGE, STEPS_RANGE = (1, 50), (0.0, 1.0), (1, 256
 # Rough timings on 2 idle CPU cores with SmolLM2-135M (README, Benchmarks), for estimates only;
 # a machine shared with other users can be several times slower.
 SECONDS_PER_ANSWER = 0.4  # one evaluation question: prefill plus up to 24 tokens at about 90 tokens/s
-SECONDS_PER_TRAINING_STEP = 0.5  # a batch of 8 examples
+SECONDS_PER_TRAINING_STEP = 0.5  # a batch of 8 examples (training_pace's first guess too; then measured)
 SECONDS_PER_ADAPTER = 8.0  # load the base in PyTorch, export the GGUF, load it in llama.cpp
 
 
@@ -352,10 +352,16 @@ def estimate_seconds(key: str, scenario: Scenario, values: list, *, steps: int =
     questions = (len(scenario.items) + sum(len(i.paraphrases) + len(i.reverse) for i in scenario.items)
                  + len(scenario.probes) + 2 * len(scenario.locality))  # the base answers locality too
     evaluation = questions * SECONDS_PER_ANSWER
+    # The training parts come from this server's measured pace (lab/training_pace.py) once a
+    # training has been timed here; the constants above are only the first guesses.
+    from lab import training_pace
+
+    pace = training_pace.current()
+    adapter_s = pace.other_s if pace.steps_measured else SECONDS_PER_ADAPTER
     # A step costs about the same per example; batches never hold more examples than there are.
-    per_step = SECONDS_PER_TRAINING_STEP * min((config or TrainingConfig()).batch_size, len(scenario.items)) / 8
+    per_step = pace.seconds_per_step * min((config or TrainingConfig()).batch_size, len(scenario.items)) / 8
     if key == "training_curve":  # lab.curves measures the base with every adapter
-        return sum(SECONDS_PER_ADAPTER + s * per_step + 2 * evaluation for s in values if s > 0)
+        return sum(adapter_s + s * per_step + 2 * evaluation for s in values if s > 0)
     if key == "rank":
-        return len(values) * (SECONDS_PER_ADAPTER + steps * per_step + evaluation)
+        return len(values) * (adapter_s + steps * per_step + evaluation)
     return len(values) * evaluation

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab import training_pace
 from lab.learning import TrainingCancelled
 
 try:
@@ -32,9 +33,6 @@ except ImportError:  # Windows: the in-process queue still holds, across process
 
 LOCK_FILE = "training.lock"
 POLL_S = 0.2  # how often a waiting ticket looks at its cancel flag and the other process's lock
-# Before any training has finished here, a guess for the expected start: about what acme's
-# 40 steps take on the 2-core server (README), start-up included.
-GUESS_SETUP_S, GUESS_SECONDS_PER_STEP = 5.0, 0.5
 
 
 @dataclass(eq=False)
@@ -44,18 +42,39 @@ class Ticket:
     label: str
     steps: int
     joined_at: float = field(default_factory=time.time)
+    # A training takes its place in line when it is asked for, then prepares its data (the
+    # base model's replay or distillation answers, a minute or more) and only then asks for
+    # its turn: `prepare_s` is what that should take, `ready_at` when it asked.
+    prepare_s: float = 0.0
+    ready_at: float | None = None
     started_at: float | None = None  # when its turn came
     step: int = 0  # the running training's last reported step
     eta_s: float | None = None  # and its own estimate of what is left
+    first_step_at: float | None = None  # when its first and last steps were reported (its pace)
+    last_step_at: float | None = None
     waiting_elsewhere: bool = False  # first in this process's line, but another process is training
 
     @property
     def started(self) -> bool:
         return self.started_at is not None
 
+    @property
+    def preparing(self) -> bool:
+        """Still preparing its training data: it has not asked for its turn yet."""
+        return self.ready_at is None and self.started_at is None
+
+    def prepare_left_s(self, now: float | None = None) -> float:
+        """What its preparation should still take (0 once it asked for its turn)."""
+        if not self.preparing:
+            return 0.0
+        return max(0.0, self.prepare_s - ((time.time() if now is None else now) - self.joined_at))
+
     def report(self, progress) -> None:
         """Called with each training Progress, so the tickets behind know when their turn comes."""
         self.step, self.eta_s = progress.step, progress.eta_s
+        self.last_step_at = time.time()
+        if self.first_step_at is None:
+            self.first_step_at = self.last_step_at
 
 
 def shared_lock_path() -> Path:
@@ -72,8 +91,6 @@ class TrainingQueue:
         self._changed = threading.Condition()
         self._line: list[Ticket] = []  # waiting, in order
         self._running: Ticket | None = None
-        self._seconds_per_step = GUESS_SECONDS_PER_STEP
-        self._setup_s = GUESS_SETUP_S
 
     def join(self, label: str, steps: int) -> Ticket:
         ticket = Ticket(label, steps)
@@ -93,6 +110,8 @@ class TrainingQueue:
     def turn(self, ticket: Ticket, cancel: threading.Event | None = None):
         """Wait until `ticket` is first and nothing is training (here or in another process
         on this LAB_HOME), run the block, then hand the turn to the next ticket."""
+        if ticket.ready_at is None:
+            ticket.ready_at = time.time()  # its data is ready: from now on it only waits
         self._wait_first(ticket, cancel)
         lock = None
         try:
@@ -118,8 +137,10 @@ class TrainingQueue:
 
     def expected_start(self, ticket: Ticket, now: float | None = None) -> float | None:
         """When its turn should come (a time.time() value): what the running training says it
-        has left, plus a measured guess for each ticket ahead. None if it has left the line, or
-        if it waits for a training in another process (whose length this process cannot know)."""
+        has left, plus a measured estimate for each ticket ahead (what it has left to prepare,
+        then its training), and no sooner than its own preparation ends. None if it has left
+        the line, or if it waits for a training in another process (whose length this process
+        cannot know)."""
         now = time.time() if now is None else now
         with self._changed:
             if ticket is self._running or ticket not in self._line:
@@ -127,16 +148,17 @@ class TrainingQueue:
             if ticket.waiting_elsewhere:
                 return None
             ahead = self._line[:self._line.index(ticket)]
-            wait = sum(self.estimate_s(t.steps) for t in ahead)
+            wait = sum(t.prepare_left_s(now) + self.estimate_s(t.steps) for t in ahead)
             if self._running is not None:
                 running = self._running
                 wait += (running.eta_s if running.eta_s is not None
                          else max(0.0, self.estimate_s(running.steps) - (now - (running.started_at or now))))
-            return now + wait
+            return now + max(wait, ticket.prepare_left_s(now))
 
     def estimate_s(self, steps: int) -> float:
-        """How long a training of `steps` steps takes here, from the ones that finished."""
-        return self._setup_s + self._seconds_per_step * steps
+        """How long a training of `steps` steps takes here, from its turn to its adapter:
+        measured on this server (lab/training_pace.py)."""
+        return training_pace.current().training_s(steps)
 
     @property
     def waiting(self) -> int:
@@ -188,14 +210,31 @@ class TrainingQueue:
             raise
 
     def _finish(self, ticket: Ticket) -> None:
+        trained = False
         with self._changed:
             if self._running is ticket:
                 self._running = None
-                if ticket.started_at is not None and ticket.steps and ticket.step == ticket.steps:
-                    # It trained to the end: learn this machine's pace for the next expected starts.
-                    took = time.time() - ticket.started_at
-                    self._seconds_per_step = max(0.05, (took - self._setup_s) / max(1, ticket.steps))
+                trained = ticket.started_at is not None and ticket.steps and ticket.step == ticket.steps
             self._changed.notify_all()
+        if trained:  # to its end: its timings make the next estimates, here and after a restart
+            _record_pace(ticket, time.time())
+
+
+def _record_pace(ticket: Ticket, ended_at: float) -> None:
+    """A training that ran to its end, timed from its ticket: the steps from the first to the
+    last report (one step before the first is counted from the average), the rest loading
+    the base model before them and exporting the adapter after them."""
+    if ticket.first_step_at is None or ticket.last_step_at is None or ticket.started_at is None:
+        return
+    took = ended_at - ticket.started_at
+    if ticket.steps > 1:
+        per_step = (ticket.last_step_at - ticket.first_step_at) / (ticket.steps - 1)
+    else:
+        per_step = (ticket.first_step_at - ticket.started_at) / 2  # one step: no better split than half
+    train_s = per_step * ticket.steps
+    load_s = ticket.first_step_at - ticket.started_at - per_step
+    training_pace.record_training(steps=ticket.steps, train_s=train_s, other_s=max(0.0, took - train_s),
+                                  load_s=load_s if load_s > 0 else None)
 
 
 QUEUE = TrainingQueue()  # the process's one queue: every session's trainings line up here

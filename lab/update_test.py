@@ -235,6 +235,25 @@ def headline(report: dict) -> str:
     return "After the update " + "; ".join(parts) + f" ({times})."
 
 
+def adapters_left_text(names, active: str | None, *, command_line: bool = False) -> str:
+    """What the test leaves in the workspace's adapter list, and what to do with it.
+
+    >>> adapters_left_text(["f-old", "f-new"], None)[:60]
+    'The test left 2 adapters in your list: **f-old** (the old fa'
+    """
+    shown = [f"**{n}**" if not command_line else n for n in names]
+    described = ", ".join(f"{s} ({'the old facts' if n.endswith('-old') else 'retrained on the new facts'})"
+                          for s, n in zip(shown, names))
+    still = f"your active adapter is still {active}" if active else "no adapter is active"
+    if command_line:
+        return (f"left {len(names)} adapters in this workspace: {described}; replaced on every run, never "
+                f"activated ({still}). Ask one: python -m lab ask QUESTION --arm learned --adapter NAME; remove one: "
+                f"python -m lab adapters delete NAME")
+    return (f"The test left {len(names)} adapter{'s' if len(names) != 1 else ''} in your list: {described}. They "
+            f"are replaced on every run and were never activated: {still}. Activate the old one on the "
+            "**Learning** page and the Playground's learned arm gives the stale fact; or delete them here.")
+
+
 def table(report: dict, details: dict | None = None) -> str:
     """A readable table for the terminal: per arm, current / stale and reliability in each phase."""
     def cell(v):
@@ -258,6 +277,8 @@ def table(report: dict, details: dict | None = None) -> str:
             f"{details['retrain_wall_s']:.2f} s; {report['retrain_s']:.1f} s is what it took then)"
             if reused.get("new") else ""))
     lines.append(headline(report))
+    if (details or {}).get("adapters"):
+        lines.append(adapters_left_text(list(details["adapters"].values()), details.get("active"), command_line=True))
     return "\n".join(lines)
 
 

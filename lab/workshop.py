@@ -666,9 +666,16 @@ def check_consolidated(ctx: Context) -> CheckResult:
     if not target_matches(CONSOLIDATE_VALUE, learned.answer):
         return CheckResult(False, f"{seen}: not 28. Undo the retirement on the Memory page and consolidate again "
                                   "with more steps.")
+    from lab.consolidation import memory_prompts
+
     saved = note_tokens(ctx.session.engine, CONSOLIDATE_NOTE)
-    return CheckResult(True, f"{seen}. The fact moved from memory into the weights: the note no longer costs its "
-                             f"{saved} prompt tokens, and the answer stays.")
+    # As the Learning page says it: a note that passes the threshold may take the retired note's place.
+    _, fillers = memory_prompts(ctx.session, [CONSOLIDATE_QUESTION])
+    place = (f"; but {', '.join(f'[{i}]' for i in sorted(fillers))}, which also pass{'es' if len(fillers) == 1 else ''} "
+             "the retrieval threshold, took its place there, so that prompt is no shorter (a higher threshold "
+             "keeps unrelated notes out)" if fillers else ", which is that much shorter")
+    return CheckResult(True, f"{seen}. The fact moved from memory into the weights: the note's {saved} prompt "
+                             f"tokens left the memory arm's prompt for this question{place}. The answer stays.")
 
 
 CONSOLIDATE = Exercise(

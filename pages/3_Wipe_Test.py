@@ -35,7 +35,7 @@ def source_text(source: str | None) -> str:
 # ---- the learned arm: which adapter it tests, and training one from here ---------------------
 active = lab.adapters.active()
 trained_here = bool(active and active.meta.get("source") == f"scenario:{scenario.name}")
-job = st.session_state.get(key("job"))
+job = ui.kept_job(lab, key("job"))  # a reload finds the training it started (lab.jobs.BOARD)
 with st.container(border=True):
     if trained_here:
         st.markdown(f"The learned arms use the adapter **{active.name}**, trained on these corrections.")
@@ -57,7 +57,9 @@ with st.container(border=True):
             try:
                 # A free name: an adapter the student trained under this name is never replaced unasked.
                 name = lab.adapters.free_name(scenario.name)
-                st.session_state[key("job")] = job = TrainingJob(lab, name=name, scenario=scenario).start()
+                st.session_state[key("job")] = job = TrainingJob(lab, name=name, scenario=scenario,
+                                                                 slot=key("job")).start()
+                st.rerun()  # drawn again with the button disabled: a second click must not train twice
             except LabError as error:
                 ui.show_error(error)
 
@@ -67,6 +69,8 @@ def training_panel():
     if job is None or st.session_state.get(key("job_shown")) is job:
         return
     ui.training_progress(job, key)  # queued (place, expected start) or running; Cancel either way
+    if job.finished:
+        job.reported = True  # its outcome is shown below: a reload need not find it again
     if job.state == "done":
         st.session_state[key("job_shown")] = job
         result = job.result
@@ -107,8 +111,10 @@ def draw_charts(before: dict, after: dict, tag: str) -> None:
         for phase, values, colour in (("before", before, "#4c78a8"), ("after", after, "#f58518")):
             figure.add_bar(name=f"{phase} the wipe", x=list(values), marker_color=colour,
                            y=[values[arm][metric] for arm in values])
-        figure.update_layout(title=metric, barmode="group", yaxis_range=[0, 1], height=320,
-                             margin=dict(t=40, b=10), legend=dict(orientation="h"))
+        # The legend above the bars: below them it sat on the arm names and clipped them ("memorv").
+        figure.update_layout(title=metric, barmode="group", yaxis_range=[0, 1], height=340,
+                             margin=dict(t=80, b=10), xaxis=dict(automargin=True),
+                             legend=dict(orientation="h", x=0, y=1.02, xanchor="left", yanchor="bottom"))
         column.plotly_chart(figure, width="stretch", key=key(f"chart-{tag}-{metric}"))
 
 

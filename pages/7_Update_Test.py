@@ -6,7 +6,8 @@ import streamlit as st
 
 import ui
 from lab.errors import LabError
-from lab.update_test import PHASE_TITLES, PHASES, STAGE_TEXT, UpdateTestJob, headline, update_scenarios
+from lab.update_test import (PHASE_TITLES, PHASES, STAGE_TEXT, UpdateTestJob, adapter_names, adapters_left_text,
+                             headline, update_scenarios)
 from lab.scenario import load_scenario
 
 st.set_page_config(page_title="Update Test · Memory vs Learning Lab", layout="wide")
@@ -31,8 +32,11 @@ scenario_name = st.selectbox("Scenario (facts that change)", names, index=index,
                              on_change=lambda: ui.update_link(scenario=st.session_state[key("scenario_box")]),
                              disabled=ui.settings_locked())
 scenario = load_scenario(scenario_name)
+old_name, new_name = adapter_names(scenario)
 st.caption(f"{scenario.description} The test uses a scratch memory; your own memories are set aside meanwhile "
-           "and given back untouched, and your active adapter stays active.")
+           f"and given back untouched, and your active adapter stays active. It leaves its two adapters in your "
+           f"list, **{old_name}** and **{new_name}** (replaced on every run, never activated), so you can ask them "
+           "yourself afterwards.")
 with st.expander(f"The {len(scenario.items)} facts, before and after"):
     st.dataframe(pd.DataFrame([{"question": i.question, "before": i.answer, "after": i.update.answer}
                                for i in scenario.items]), hide_index=True, width="stretch")
@@ -119,6 +123,17 @@ if report and report["scenario"] == scenario.name:
                        f"and seed), so it was reused here in {details['retrain_wall_s']:.2f} s; "
                        f"{report['retrain_s']:.0f} s is what it took when it ran.")
     draw_charts(report, "final")
+    # The two adapters stay: a teacher can activate the old one and show the stale answer live.
+    listed = {a.name for a in lab.adapters.list()}
+    left = [name for name in adapter_names(scenario) if name in listed]
+    if left:
+        with st.container(border=True):
+            st.markdown(adapters_left_text(left, lab.adapters.active_name()))
+            if st.button(f"Delete these {len(left)} adapters" if len(left) > 1 else "Delete this adapter",
+                         key=key("delete_adapters")):
+                for name in left:
+                    lab.adapters.delete(name)
+                st.rerun()
     rows = [{"arm": arm, "phase": PHASE_TITLES[phase], "new value (current)": report[phase][arm]["current"],
              "old value (stale)": report[phase][arm]["stale"], "reliability": report[phase][arm]["reliability"],
              "generalization": report[phase][arm]["generalization"], "locality": report[phase][arm]["locality"]}

@@ -147,7 +147,9 @@ def test_update_test_json_contract_table_and_one_line_errors(tmp_path):
                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert set(report) == {"scenario", "before", "after_update", "update_ms", "retrain_s", "after_retrain"}
+    assert set(report) == {"scenario", "before", "after_update", "update_ms", "retrain_s", "after_retrain",
+                           "adapters_left"}  # the two adapters it leaves in the workspace, named
+    assert report["adapters_left"] == ["two-changes-old", "two-changes-new"]
     assert report["scenario"] == "two-changes" and isinstance(report["update_ms"], float)
     for phase in ("before", "after_update", "after_retrain"):
         assert list(report[phase]) == ["base", "memory", "learned", "both"]
@@ -159,5 +161,6 @@ def test_update_test_json_contract_table_and_one_line_errors(tmp_path):
     # Without --json: a table (both trainings now reused from the class's cache, so it is quick).
     text = lab("update-test", "--scenario", str(path), "--steps", "20", home=tmp_path).stdout
     assert "after the update" in text and "memory edited in place in" in text and "reused" in text
+    assert "left 2 adapters in this workspace: two-changes-old" in text
     refused = lab("update-test", "--scenario", "acme", home=tmp_path, check=False)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "kind 'updates'" in refused.stderr

@@ -220,3 +220,34 @@ def test_the_cli_lists_candidates_and_consolidates_with_the_contract(tmp_path):
     assert {"name", "trained_on", "verified", "retired", "prompt_tokens_before", "prompt_tokens_after"} <= set(report)
     assert report["trained_on"] == [added["id"]] and report["retired"] == []  # no --retire
     assert set(report["verified"]) >= {"reliability", "locality"}
+
+
+VACATION = ("How many vacation days do Acme Corp employees get?", "Acme Corp employees get 28 vacation days a year.")
+
+
+def test_a_retired_notes_place_goes_to_the_next_note_that_passes_and_the_report_says_so():
+    """After consolidating, the Learning page once said prompt tokens 83.0 before, 83.0 after,
+    "saved 0.0", while the Workshop said the note "no longer costs its 15 prompt tokens". Both
+    were half true: the retired note left the prompt, and the next note passing the threshold
+    (k places to fill) took its place. The report now says what the retired notes cost and which
+    notes took their places; a pinned rule without a question is trained on, never retired, and
+    the report says why."""
+    from lab.consolidation import consolidate_memories, memory_prompts
+    from lab.pinned import note_tokens
+    from lab.session import LabSession
+
+    session = LabSession.open("places")
+    refund, vacation, rule = remember(session, REFUND, VACATION, pinned=["Always answer politely."])
+    _, sent = memory_prompts(session, [VACATION[0]])
+    assert vacation.id in sent and rule.id not in sent  # retrieved notes only: the pinned one is in every prompt
+    report = consolidate_memories(session, [vacation, rule], name="vacation", method="sft", retire=True,
+                                  config=TrainingConfig(steps=40, replay=False))
+    assert report["retired"] == [vacation.id], report["answers"]
+    assert report["retired_note_tokens"] == note_tokens(session.engine, VACATION[1])
+    assert report["took_their_place"] == [{"id": refund.id, "text": REFUND[1]}]  # it passes the threshold
+    assert f"took their places ([{refund.id}] {REFUND[1]})" in report["prompt_tokens_note"]
+    assert f"({report['retired_note_tokens']} prompt tokens as note)" in report["prompt_tokens_note"]
+    [kept] = report["unverifiable"]
+    assert kept["id"] == rule.id and "never retired" in kept["why"] and "pinned rule" in kept["why"]
+    assert session.memory.get(rule.id).pinned  # still in memory, still pinned
+    session.close()

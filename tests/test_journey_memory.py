@@ -75,7 +75,7 @@ def test_an_edited_note_is_trained_on_with_its_new_answer(server, browser, lab_h
     # Learning: train on my memory, briefly and without replay, so the examples are the memory's alone.
     open_page(page, "Learning")
     if page.locator(".st-key-learning-replay input[type='checkbox']").is_checked():
-        page.get_by_text("replay: hold the base model's answers").click()
+        page.locator(".st-key-learning-replay label").first.click()
         wait_until_quiet(page)
     for _ in range(11):  # 60 -> 5 steps, 5 at a time
         page.locator(".st-key-learning-steps-sft input[type='range']").press("ArrowLeft")

@@ -68,7 +68,7 @@ def test_the_playground_is_current_after_remembering_and_after_training_elsewher
     # Train on the Learning page (a short run on the one memory), then come back.
     open_page(page, "Learning")
     if page.locator(".st-key-learning-replay input[type='checkbox']").is_checked():
-        page.get_by_text("replay: hold the base model's answers").click()  # replay's warm-up is not the point here
+        page.locator(".st-key-learning-replay label").first.click()  # replay's warm-up is not the point here
         wait_until_quiet(page)
     for _ in range(11):  # 60 -> 5 steps
         page.locator(".st-key-learning-steps-sft input[type='range']").press("ArrowLeft")

@@ -203,7 +203,7 @@ def train_on_learning_page(page, scenario: str, name: str, *, replay: bool = Tru
     page.get_by_role("option", name=scenario, exact=True).click()
     wait_until_quiet(page)
     if page.locator(".st-key-learning-replay input[type='checkbox']").is_checked() != replay:
-        page.get_by_text("replay: hold the base model's answers").click()
+        page.locator(".st-key-learning-replay label").first.click()
         wait_until_quiet(page)
     assert page.locator(".st-key-learning-replay input[type='checkbox']").is_checked() == replay
     for _ in range(abs(steps_right)):  # the steps slider moves 5 at a time
@@ -384,5 +384,59 @@ def test_a_pinned_rule_travels_to_every_answer_is_priced_and_unpins_with_undo(se
     for title in PAGES:  # and no page changes either kind
         open_page(page, title)
         assert [kind[:2] for kind in stored_kinds(lab_home, workspace)] == [(PIRATE_RULE, True), (REFUND_NOTE, False)]
+    no_exception(page)
+    page.close()
+
+
+LABEL_CUT = """(el) => [...el.querySelectorAll('[data-testid="stWidgetLabel"] [data-testid="stMarkdownContainer"]')]
+    .some(label => label.scrollWidth > label.clientWidth + 1)"""
+
+
+def test_a_reload_during_a_training_shows_its_progress_and_cancel(server, browser, lab_home):
+    """Name an adapter, Train, reload at a step: the reloaded page shows the training with its
+    progress and Cancel (it once showed nothing, and the adapter turned active a minute later)."""
+    from lab.adapters import AdapterRegistry
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/Learning")
+    wait_until_quiet(page)
+    workspace = workspace_of(page)
+    assert not page.locator(".st-key-learning-replay").evaluate(LABEL_CUT)  # the replay label reads whole
+    page.get_by_text("a scenario", exact=True).click()
+    wait_until_quiet(page)
+    page.locator(".st-key-learning-scenario").click()
+    page.get_by_role("option", name="acme", exact=True).click()
+    wait_until_quiet(page)
+    page.locator(".st-key-learning-replay label").first.click()  # no replay answers to prepare: quicker to the steps
+    wait_until_quiet(page)
+    page.locator(".st-key-learning-steps-sft input[type='range']").press("End")  # 200 steps: still running at the reload
+    wait_until_quiet(page)
+    page.get_by_label("Adapter name").fill("reload-me")
+    page.get_by_label("Adapter name").press("Enter")
+    wait_until_quiet(page)
+    assert "About " in page.locator("body").inner_text()  # the estimate, from the measured pace
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function(r"() => /training: step ([3-9]|\d\d+)\/200/.test(document.body.innerText)",
+                           timeout=600_000)  # a few steps in, as a person would reload
+    assert page.get_by_role("button", name="Train", exact=True).is_disabled()  # no second training by a second click
+    shot(page, "reload-1-training")
+
+    page.reload()  # a new session of the same workspace; the page polls while the training runs
+    page.wait_for_function("() => document.body.innerText.includes('training: step')", timeout=120_000)
+    assert workspace_of(page) == workspace
+    cancel = page.get_by_role("button", name="Cancel training")
+    assert cancel.is_visible() and page.get_by_role("button", name="Train", exact=True).is_disabled()
+    assert "Training reload-me" in page.locator("[data-testid='stSidebar']").inner_text()
+    assert "Training reload-me on the acme scenario, 200 steps" in page.locator("body").inner_text()
+    shot(page, "reload-2-after-reload")
+    cancel.click()
+    page.get_by_text("training was cancelled").wait_for(timeout=120_000)
+    wait_until_quiet(page)
+    shot(page, "reload-3-cancelled")
+    # The whole page is drawn again once it ended: Train is back, the sidebar has nothing running.
+    assert page.get_by_role("button", name="Train", exact=True).is_enabled()
+    assert "Training reload-me" not in page.locator("[data-testid='stSidebar']").inner_text()
+    registry = AdapterRegistry(Workspace.open(workspace, root=Path(lab_home)).adapters_dir)
+    assert registry.list() == [] and registry.active_name() is None  # nothing turned active, seen or unseen
     no_exception(page)
     page.close()

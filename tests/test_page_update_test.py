@@ -67,3 +67,30 @@ def test_the_page_runs_the_test_off_its_thread_and_shows_each_phase(with_two_cha
     assert app.dataframe  # the facts, and the table of every arm and phase
     assert [m.text for m in lab.memory.list()] == [mine.text]  # given back
     assert all(k.startswith(("update_test.", "ui.")) for k in app.session_state.keys() if not k.startswith("$$"))
+
+
+def test_the_page_says_which_adapters_the_test_leaves_and_deletes_them_on_request(tmp_path):
+    """The test registers two adapters in the user's list (never activated): the page says so
+    before the run and after it, and offers to delete them."""
+    from lora_factory import random_adapter
+
+    metrics = {"current": 1.0, "stale": 0.0, "reliability": 1.0, "generalization": 1.0, "locality": 1.0}
+    report = {"scenario": "changing-facts", "update_ms": 12.0, "retrain_s": 40.0,
+              **{phase: {"memory": dict(metrics), "learned": dict(metrics)}
+                 for phase in ("before", "after_update", "after_retrain")}}
+    app = page()
+    app.query_params["scenario"] = "changing-facts"
+    app.run()
+    assert any("It leaves its two adapters in your list, **changing-facts-old** and **changing-facts-new**" in c.value
+               for c in app.caption)
+    lab = app.session_state["ui.lab"]
+    for i, name in enumerate(("changing-facts-old", "changing-facts-new")):
+        lab.adapters.register(name, random_adapter(tmp_path / f"{name}.gguf", seed=i), {"source": "test"})
+    app.session_state["update_test.report"] = report
+    app.run()
+    assert not app.exception
+    [left] = [m.value for m in app.markdown if m.value.startswith("The test left 2 adapters")]
+    assert "were never activated: no adapter is active" in left
+    app.button(key="update_test.delete_adapters").click().run()
+    assert not app.exception and lab.adapters.list() == []
+    assert not [m for m in app.markdown if m.value.startswith("The test left")]

@@ -106,7 +106,7 @@ def test_teacher_mode_hides_the_advanced_knobs():
     assert not learning.exception and [s.label for s in learning.slider] == ["training steps"]
     # Replay and the learning rate stay: the forgetting exercise asks for them.
     assert [c.label for c in learning.checkbox] == [
-        "replay: hold the base model's answers to general questions while learning",
+        "replay general knowledge",  # short: a long label was cut off in its column
         "Retire the notes the adapter verifies"]  # the Consolidate section's, which a class uses too
     assert [s.label for s in learning.select_slider] == ["learning rate"]
     memory = page("2_Memory.py")
@@ -166,6 +166,7 @@ def test_a_queued_training_shows_its_place_and_is_cancelled_from_the_page():
     """Another training holds the server's one training slot: the Wipe Test page's training
     waits in line, says so with its expected start, and Cancel takes it out with nothing changed."""
     import threading
+    import time
 
     from lab.training_queue import QUEUE
 
@@ -184,6 +185,12 @@ def test_a_queued_training_shows_its_place_and_is_cancelled_from_the_page():
         app.button(key="wipe_test.train").click().run()
         job = app.session_state["wipe_test.job"]
         assert job.state == "queued" and job.position == 1 and job.expected_start is not None
+        # First it prepares its replay answers, and says so (not "Expected to start in about 0 s").
+        preparing = [i.value for i in app.info if i.value.startswith("Preparing the training data")]
+        assert preparing and "replay questions" in preparing[0] and "left" in preparing[0], preparing
+        while job.ticket.preparing and not job.finished:
+            time.sleep(0.5)
+        app.run()
         queued = [i.value for i in app.info if i.value.startswith("Queued")]
         assert queued and "next in line" in queued[0] and "Expected to start in about" in queued[0], queued
         app.button(key="wipe_test.cancel").click().run()

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from lab.memory import MemoryStore
-from lab.staging import CandidateRule, age_days, candidates, reason
+from lab.staging import CandidateRule, age_days, candidates, reason, standings
 
 
 @pytest.fixture
@@ -62,3 +62,27 @@ def test_the_reason_reads_in_the_right_unit():
     assert reason(Usage(5, None, 3, 2), 2.04).endswith("unchanged for 2.0 days")
     assert reason(Usage(5, None, 3, 2), 0.25).endswith("unchanged for 6.0 hours")
     assert reason(Usage(5, None, 3, 2), 0.02).endswith("unchanged for 29 minutes")
+
+
+def test_every_memory_has_its_counts_against_the_rule_and_what_it_lacks(store):
+    """The Learning page's Consolidate table once marked every memory "not a candidate (yet)"
+    and never said why: each memory's standing holds its counts and what it still needs."""
+    proven = store.add("The refund window at Acme Corp is 45 days.", question="What is the refund window?",
+                       answer="45 days")
+    fresh = store.add("Acme Corp is in Leeds.", question="Where is Acme Corp?", answer="Leeds")
+    bare = store.add("Acme sells anvils.")
+    for _ in range(3):
+        store.record_use(sent=[proven.id])
+    store.record_use(sent=[fresh.id], tested=[proven.id, fresh.id], decisive=[proven.id])
+    by_id = {s.memory.id: s for s in standings(store, now=later(0.01))}  # about 14 minutes after writing
+    assert list(by_id) == [proven.id, fresh.id, bare.id]  # every memory, candidate or not
+    assert (by_id[proven.id].sent, by_id[proven.id].decisive) == ("3 of 3", "1 of 1 (tested 1)")
+    assert by_id[proven.id].unchanged == "14 minutes of 29 minutes"
+    assert by_id[proven.id].lacks() == "unchanged for 14 minutes more" and not by_id[proven.id].candidate
+    assert by_id[fresh.id].lacks() == ("sent 2 more times; decisive when *Why?* leaves it out (tested 1 time, "
+                                       "never decisive); unchanged for 14 minutes more")
+    assert by_id[bare.id].lacks().endswith("a question to train and check it on")
+    later_on = {s.memory.id: s for s in standings(store, now=later(1))}
+    assert later_on[proven.id].candidate and later_on[proven.id].lacks() == ""
+    # The candidates are exactly the standings that pass.
+    assert [c.memory.id for c in candidates(store, now=later(1))] == [proven.id]

@@ -105,3 +105,51 @@ def test_real_trainings_queue_one_at_a_time_and_a_queued_one_can_be_cancelled(en
     # The second started only once the first had trained all of its steps.
     assert second.started_at >= first.started_at + jobs[0].result.meta["train_seconds"]
     assert sessions[1].adapters.active_name() == "mine"
+
+
+def test_a_training_that_prepares_its_data_is_not_expected_to_start_at_once():
+    """A training takes its place when asked for, then its base model answers the replay
+    questions (a minute or more) before it asks for its turn: the page once said "Expected to
+    start in about 0 s" all that time. Its own preparation, and that of those ahead, count."""
+    queue = TrainingQueue()
+    preparing, behind = queue.join("a", 40), queue.join("b", 40)
+    preparing.prepare_s = 90.0
+    now = time.time()
+    assert preparing.preparing and queue.expected_start(preparing, now) == pytest.approx(preparing.joined_at + 90.0)
+    assert queue.expected_start(behind, now) == pytest.approx(
+        now + preparing.prepare_left_s(now) + queue.estimate_s(40))
+    with queue.turn(preparing):  # it asked: ready, and no longer preparing
+        assert preparing.ready_at is not None and not preparing.preparing and preparing.prepare_left_s() == 0
+    queue.leave(behind)
+
+
+def test_what_a_training_is_doing_is_said_with_the_measured_pace():
+    """lab.jobs.describe on a job-shaped object in each stage (pure: no model, no training)."""
+    from types import SimpleNamespace
+
+    from lab import training_pace
+    from lab.jobs import Preparation, describe, stage_of
+    from lab.learning import Progress
+    from lab.training_queue import Ticket
+
+    training_pace.record_preparation(answers=10, seconds=20.0)  # 2 s an answer, measured
+    ticket = Ticket("a", 60, prepare_s=100.0)
+    job = SimpleNamespace(state="queued", ticket=ticket, position=1, progress=[], base_converted=True,
+                          prepared=Preparation(answers=50, new=50, what="50 replay questions"))
+    assert stage_of(job) == "preparing"
+    text = describe(job, now=ticket.joined_at + 30)
+    assert "answers the 50 replay questions first (50 new answers)" in text and "About 70 s left" in text
+    assert "2.0 s an answer, measured on this server" in text
+    assert "Taking longer than the 1.7 min expected" in describe(job, now=ticket.joined_at + 130)
+    job.prepared = Preparation(answers=50, new=0, what="50 replay questions")
+    assert "all in the class's reply cache" in describe(job)
+    ticket.ready_at = ticket.joined_at + 1
+    assert stage_of(job) == "queued"
+    ticket.started_at, job.state = time.time(), "running"
+    assert stage_of(job) == "loading" and describe(job).startswith("Loading the base model for training: about")
+    job.base_converted = False
+    assert describe(job).startswith("Converting the base model for training: the first time on this server only")
+    job.progress.append(Progress(step=7, steps=60, loss=1.0, tokens_per_s=100.0, eta_s=50.0))
+    assert stage_of(job) == "training"
+    job.progress.append(Progress(step=60, steps=60, loss=0.5, tokens_per_s=100.0, eta_s=0.0))
+    assert stage_of(job) == "saving" and describe(job).startswith("Saving the adapter")

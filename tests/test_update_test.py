@@ -81,3 +81,15 @@ def test_only_an_updates_scenario_can_run_and_the_job_reports_a_cancel(engine, e
     job.start().wait(60)
     assert job.stage == "cancelled" and job.report is None and "cancelled" in job.error
     assert session.memory.list() == [] and session.adapters.list() == []
+
+
+def test_the_terminal_table_says_which_adapters_the_test_left():
+    """Pure: the text the CLI prints names the two adapters it leaves, and how to ask or remove one."""
+    metrics = {"current": 1.0, "stale": 0.0, "reliability": 1.0, "generalization": 1.0, "locality": 1.0}
+    report = {"scenario": "s", "update_ms": 12.0, "retrain_s": 40.0,
+              **{phase: {"memory": dict(metrics)} for phase in ("before", "after_update", "after_retrain")}}
+    text = table(report, {"adapters": {"old": "s-old", "new": "s-new"}, "active": "acme"})
+    assert ("left 2 adapters in this workspace: s-old (the old facts), s-new (retrained on the new facts); replaced "
+            "on every run, never activated (your active adapter is still acme)") in text
+    assert "python -m lab adapters delete NAME" in text
+    assert "left 2 adapters" not in table(report, {})
