@@ -69,7 +69,7 @@ def suggested_correction(asked: str) -> str:
 
 
 def no_adapter(arm: str) -> str:
-    return (f"No adapter is active yet, so the {arm} arm has no trained weights to use. "
+    return (f"No adapter is active yet, so the “{arm}” arm has no trained weights to use. "
             "Train one on the Learning page.")
 
 
