@@ -251,3 +251,33 @@ def test_a_retired_notes_place_goes_to_the_next_note_that_passes_and_the_report_
     assert kept["id"] == rule.id and "never retired" in kept["why"] and "pinned rule" in kept["why"]
     assert session.memory.get(rule.id).pinned  # still in memory, still pinned
     session.close()
+
+
+def test_each_method_brings_its_own_default_steps():
+    """Distillation needs about twice SFT's steps: with no steps given, the library and the
+    CLI train it for DISTILL_STEPS; an explicit --steps still wins."""
+    import threading
+
+    import pytest
+
+    from lab.cli import build_parser
+    from lab.consolidation import DISTILL_STEPS, consolidate, default_steps
+    from lab.learning import TrainingCancelled
+    from lab.session import LabSession
+
+    assert default_steps("distill") == DISTILL_STEPS == 120 and default_steps("sft") == TrainingConfig.steps
+    for command in (["train", "--scenario", "acme"], ["consolidate", "--all"]):
+        assert build_parser().parse_args(command + ["--name", "x", "--method", "distill"]).steps is None
+        assert build_parser().parse_args(command + ["--name", "x", "--steps", "7"]).steps == 7
+    session = LabSession.open("distill-steps")
+    remember(session, REFUND)
+    seen, stop = [], threading.Event()
+
+    def first_step(progress):
+        seen.append(progress.steps)
+        stop.set()  # one step shows the plan; the rest of the training is not the point
+
+    with pytest.raises(TrainingCancelled):
+        consolidate(session, name="distilled", method="distill", on_progress=first_step, cancel=stop)
+    assert seen == [DISTILL_STEPS]
+    session.close()
