@@ -40,3 +40,13 @@ def browser():
         instance = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture
+def session():
+    """A lab session on the test's own LAB_HOME, closed afterwards."""
+    from lab.session import LabSession
+
+    opened = LabSession.open("test")
+    yield opened
+    opened.close()

@@ -1,10 +1,8 @@
 """lab/explorer.py on the real model, embedder and memory: the retrieval explorer shows what
 the memory arm sends (Agent.prepare's own hits and messages), never a rule of its own."""
 
-import pytest
 
 from lab.explorer import explore
-from lab.session import LabSession
 
 # Against QUESTION these score about 0.86 and 0.53: both pass the 0.5 threshold, but the
 # second is more than recall.MARGIN (0.30) below the best, so the agent sends the first only.
@@ -12,12 +10,6 @@ POPULATION = "Population of Vessholm: 4,310."
 FIRST_MAYOR = "The first mayor of Vessholm was Anders Tollefsen."
 QUESTION = "What is the population of Vessholm?"
 
-
-@pytest.fixture
-def session():
-    opened = LabSession.open("explorer")
-    yield opened
-    opened.close()
 
 
 def test_the_explorer_shows_only_the_note_the_agent_sends(session):

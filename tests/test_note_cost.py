@@ -8,11 +8,9 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from lab.pinned import each_note_tokens, note_tokens, notes_tokens
-from lab.session import LabSession
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # pages import `ui` from the project root, as under `streamlit run`
@@ -21,12 +19,6 @@ REFUND = "The refund window at Acme Corp is 45 days."
 UNRELATED = "What is the capital of France?"
 RELATED = "What is the refund window at Acme Corp?"
 
-
-@pytest.fixture
-def session():
-    opened = LabSession.open("note-cost")
-    yield opened
-    opened.close()
 
 
 def test_a_notes_cost_is_what_it_adds_to_the_prompt_and_the_charges_add_up(session):

@@ -11,19 +11,12 @@ import pytest
 
 from lab.attribution import explain
 from lab.errors import LabError
-from lab.session import LabSession
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE = "Always answer like a pirate: begin with Arr! and end with matey."
 REFUND = "The refund window at Acme Corp is 45 days."
 UNRELATED = "What is the capital of France?"
 
-
-@pytest.fixture
-def session():
-    opened = LabSession.open("pinned-test")
-    yield opened
-    opened.close()
 
 
 def test_a_pinned_memory_goes_into_every_memory_prompt_and_a_retrieved_one_only_when_it_scores(session):
